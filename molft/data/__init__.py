@@ -1,0 +1,1 @@
+"""Reading tables, featurized datasets on disk, benchmark datasets and splits."""

@@ -1,0 +1,77 @@
+"""Seeds, device choice, the data directory and run metadata: the only global-state helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch_geometric import seed_everything as _pyg_seed_everything
+
+DATA_DIR_ENV = "MOLFT_DATA_DIR"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (PyG's helper), for reproducible runs."""
+    _pyg_seed_everything(seed)
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """The device to use: the one asked for, else ``cuda`` when present, else ``cpu``."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def default_data_dir() -> Path | None:
+    """Where corpora live: ``$MOLFT_DATA_DIR``, else ``../shared/data`` beside the project if it exists."""
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV]).expanduser()
+    candidate = PROJECT_ROOT.parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None
+
+
+def git_sha() -> str | None:
+    """The project's git commit, if it is a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def run_metadata(**extra: Any) -> dict[str, Any]:
+    """Command line, versions, git SHA and device: what ``run.json`` records."""
+    import rdkit
+    import torch_geometric
+
+    from molft import __version__
+
+    return {
+        "command": " ".join(sys.argv),
+        "molft": __version__,
+        "torch": torch.__version__,
+        "torch_geometric": torch_geometric.__version__,
+        "rdkit": rdkit.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_sha": git_sha(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        **extra,
+    }
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> None:
+    """Write JSON through a temporary file and a rename, so a crash never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
