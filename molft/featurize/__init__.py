@@ -5,7 +5,7 @@ from molft.featurize.graph import (
     FeaturizeResult,
     GraphArrays,
     describe_failure,
-    featurize_chunks,
+    Featurizer,
     featurize_many,
     smiles_to_graph,
 )
@@ -13,6 +13,6 @@ from molft.featurize.vocab import HU2020, OGB, VOCABULARIES, Feature, Vocabulary
 
 __all__ = [
     "HU2020", "OGB", "VOCABULARIES", "Failure", "Feature", "FeaturizeResult", "GraphArrays",
-    "Vocabulary", "describe_failure", "featurize_chunks", "featurize_many", "get_vocabulary",
+    "Vocabulary", "describe_failure", "Featurizer", "featurize_many", "get_vocabulary",
     "smiles_to_graph",
 ]

@@ -332,61 +332,78 @@ def _encode(columns: list[np.ndarray], tables: list[_LookupTable], rows: int, dt
     return out
 
 
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+class Featurizer:
+    """Featurize batches of SMILES with one vocabulary, optionally over a pool of processes.
 
-
-def featurize_chunks(
-    smiles: Iterable[str],
-    vocab: str | Vocabulary = OGB,
-    chunk_size: int = 2048,
-    workers: int = 1,
-) -> Iterator[FeaturizeResult]:
-    """Featurize a stream of SMILES chunk by chunk, in input order, in bounded memory.
+    Use as a context manager so that one pool serves a whole streamed file; each call takes a
+    bounded list of SMILES, so memory stays bounded however long the file is.
 
     Args:
-        smiles: any iterable of SMILES strings (a 2M-line file can be streamed).
         vocab: vocabulary name or object.
-        chunk_size: molecules per chunk (and per task when ``workers > 1``).
-        workers: processes to use; output order never depends on it.
+        workers: processes to use; output order and content never depend on it.
+        chunk_size: molecules per task sent to a worker.
 
-    Yields:
-        One FeaturizeResult per chunk; ``indices`` and failure indices count from the start of
-        the whole stream.
+    Example:
+        >>> with Featurizer("ogb", workers=2) as featurize:
+        ...     part = featurize(["CCO", "C1CC"], start=0)
     """
-    featurizer = _ChunkFeaturizer(get_vocabulary(vocab))
-    chunks = _chunks(smiles, chunk_size)
-    start = 0
-    if workers <= 1:
-        results: Iterable = map(_with_chunk, ((featurizer, c) for c in chunks))
-        yield from _offset(results, start)
-        return
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with context.Pool(workers) as pool:
-        yield from _offset(pool.imap(_with_chunk, ((featurizer, c) for c in chunks), chunksize=1), start)
+
+    def __init__(self, vocab: str | Vocabulary = OGB, workers: int = 1, chunk_size: int = 2048) -> None:
+        self._chunk = _ChunkFeaturizer(get_vocabulary(vocab))
+        self.workers = max(1, int(workers))
+        self.chunk_size = chunk_size
+        self._pool: Any = None
+
+    def __enter__(self) -> Featurizer:
+        if self.workers > 1:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            self._pool = context.Pool(self.workers, initializer=_init_worker, initargs=(self._chunk,))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool = None
+
+    def __call__(self, smiles: Sequence[str], start: int = 0, on_chunk: Callable[[int], None] | None = None) -> FeaturizeResult:
+        """Featurize ``smiles``; indices in the result count from ``start``.
+
+        Args:
+            smiles: the SMILES of this batch.
+            start: input position of ``smiles[0]`` in the whole stream.
+            on_chunk: called with the number of molecules after each chunk (progress bars).
+        """
+        chunks = [list(smiles[i : i + self.chunk_size]) for i in range(0, len(smiles), self.chunk_size)]
+        if self._pool is not None:
+            outputs: Iterable = self._pool.imap(_featurize_in_worker, chunks)
+        else:
+            outputs = map(self._chunk, chunks)
+        parts, indices, failures = [], [], []
+        offset = start
+        for chunk, (graphs, kept, failed) in zip(chunks, outputs):
+            parts.append(graphs)
+            indices.append(np.asarray(kept, dtype=np.int64) + offset)
+            failures.extend(Failure(offset + i, chunk[i], reason) for i, reason in failed)
+            offset += len(chunk)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+        if not parts:
+            parts, indices = [self._chunk([])[0]], [np.zeros(0, dtype=np.int64)]
+        return FeaturizeResult(GraphArrays.concat(parts), np.concatenate(indices), failures)
 
 
-def _with_chunk(job: tuple[_ChunkFeaturizer, list[str]]) -> tuple[GraphArrays, list[int], list[tuple[int, str]], list[str]]:
-    featurizer, chunk = job
-    graphs, kept, failures = featurizer(chunk)
-    return graphs, kept, failures, chunk
+_WORKER_FEATURIZER: _ChunkFeaturizer | None = None
 
 
-def _offset(results: Iterable, start: int) -> Iterator[FeaturizeResult]:
-    for graphs, kept, failures, chunk in results:
-        yield FeaturizeResult(
-            graphs=graphs,
-            indices=np.asarray(kept, dtype=np.int64) + start,
-            failures=[Failure(start + i, chunk[i], reason) for i, reason in failures],
-        )
-        start += len(chunk)
+def _init_worker(featurizer: _ChunkFeaturizer) -> None:
+    global _WORKER_FEATURIZER
+    _WORKER_FEATURIZER = featurizer
+
+
+def _featurize_in_worker(chunk: list[str]) -> tuple[GraphArrays, list[int], list[tuple[int, str]]]:
+    assert _WORKER_FEATURIZER is not None
+    return _WORKER_FEATURIZER(chunk)
 
 
 def featurize_many(
@@ -414,19 +431,9 @@ def featurize_many(
         (6, [2])
     """
     smiles = list(smiles)
-    parts = []
     with tqdm(total=len(smiles), unit="mol", disable=None if progress else True, desc="featurize") as bar:
-        for part in featurize_chunks(smiles, vocab, chunk_size=chunk_size, workers=workers):
-            parts.append(part)
-            bar.update(len(part.indices) + len(part.failures))
-    if not parts:
-        empty, _, _ = _ChunkFeaturizer(get_vocabulary(vocab))([])
-        return FeaturizeResult(graphs=empty, indices=np.zeros(0, dtype=np.int64), failures=[])
-    return FeaturizeResult(
-        graphs=GraphArrays.concat([p.graphs for p in parts]),
-        indices=np.concatenate([p.indices for p in parts]),
-        failures=[f for p in parts for f in p.failures],
-    )
+        with Featurizer(vocab, workers=workers, chunk_size=chunk_size) as featurize:
+            return featurize(smiles, on_chunk=bar.update)
 
 
 def smiles_to_graph(smiles: str, vocab: str | Vocabulary = OGB) -> Data:

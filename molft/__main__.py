@@ -1,0 +1,3 @@
+from molft.cli import run
+
+run()
