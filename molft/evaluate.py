@@ -1,0 +1,80 @@
+"""NaN-aware multi-task metrics on scikit-learn: missing labels are skipped, never counted as 0."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import (
+    average_precision_score,
+    mean_absolute_error,
+    r2_score,
+    roc_auc_score,
+    root_mean_squared_error,
+)
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+
+#: metric name -> (function(y_true, y_score), higher is better)
+METRICS = {
+    "roc_auc": (roc_auc_score, True),
+    "pr_auc": (average_precision_score, True),
+    "rmse": (root_mean_squared_error, False),
+    "mae": (mean_absolute_error, False),
+    "r2": (r2_score, True),
+}
+METRICS_BY_TASK_TYPE = {CLASSIFICATION: ("roc_auc", "pr_auc"), REGRESSION: ("rmse", "mae", "r2")}
+#: the metric early stopping and model selection use
+PRIMARY_METRIC = {CLASSIFICATION: "roc_auc", REGRESSION: "rmse"}
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether larger values of ``metric`` are better."""
+    return METRICS[metric][1]
+
+
+def task_metric(metric: str, y_true: np.ndarray, y_score: np.ndarray) -> float:
+    """One metric on one task, skipping NaN labels.
+
+    Returns NaN where the metric is undefined (no labels; one class only for ROC/PR-AUC).
+    """
+    labelled = ~np.isnan(y_true)
+    y_true, y_score = y_true[labelled], y_score[labelled]
+    if len(y_true) == 0:
+        return math.nan
+    if metric in ("roc_auc", "pr_auc") and len(np.unique(y_true)) < 2:
+        return math.nan
+    if metric == "r2" and len(y_true) < 2:
+        return math.nan
+    return float(METRICS[metric][0](y_true, y_score))
+
+
+def evaluate(
+    y_true: np.ndarray, y_score: np.ndarray, task_type: str, task_names: list[str] | None = None
+) -> dict[str, object]:
+    """Every metric of the task type, per task and averaged over the tasks where it is defined.
+
+    Args:
+        y_true: [num_molecules, num_tasks] labels, NaN = missing.
+        y_score: [num_molecules, num_tasks] probabilities (classification) or values (regression).
+        task_type: ``"classification"`` or ``"regression"``.
+        task_names: names for the per-task entries (default ``task_0``, ...).
+
+    Returns:
+        ``{"roc_auc": mean, ..., "per_task": {name: {"roc_auc": ..., ...}}}``.
+    """
+    y_true, y_score = np.atleast_2d(np.asarray(y_true, float).T).T, np.atleast_2d(np.asarray(y_score, float).T).T
+    if y_true.shape != y_score.shape:
+        raise ValueError(f"labels have shape {y_true.shape} but predictions {y_score.shape}")
+    names = task_names or [f"task_{i}" for i in range(y_true.shape[1])]
+    per_task = {
+        name: {metric: task_metric(metric, y_true[:, j], y_score[:, j]) for metric in METRICS_BY_TASK_TYPE[task_type]}
+        for j, name in enumerate(names)
+    }
+    result: dict[str, object] = {}
+    for metric in METRICS_BY_TASK_TYPE[task_type]:
+        values = [scores[metric] for scores in per_task.values() if not math.isnan(scores[metric])]
+        result[metric] = float(np.mean(values)) if values else math.nan
+    result["per_task"] = per_task
+    return result
