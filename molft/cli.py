@@ -93,6 +93,74 @@ def example_data(
     typer.echo(f"wrote {write_builtin_assay(out)} (columns: smiles, chembl_id, pIC50)")
 
 
+@app.command()
+@friendly
+def finetune(
+    table: Annotated[Path, typer.Argument(help="Assay table (.csv, .smi, ...) or a featurized directory.")],
+    target: Annotated[list[str], typer.Option("--target", "-t", help="Label column; repeat for several tasks.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    pretrained: Annotated[str, typer.Option(help="'default' (shipped encoder), a pretrained directory, or 'none'.")] = "default",
+    split: Annotated[str, typer.Option(help="'scaffold', 'random', or a column holding train/valid/test.")] = "scaffold",
+    seeds: Annotated[int, typer.Option(min=1, help="Ensemble members; their spread is the uncertainty.")] = 1,
+    split_seed: Annotated[int, typer.Option(help="Seed of the random split.")] = 0,
+    task_type: Annotated[str | None, typer.Option(help="classification or regression (default: inferred).")] = None,
+    mode: Annotated[str, typer.Option(help="'finetune', or 'frozen': instant linear model on frozen embeddings.")] = "finetune",
+    smiles_column: Annotated[str | None, typer.Option(help="Column holding SMILES (default: detected).")] = None,
+    max_epochs: Annotated[int | None, typer.Option(min=1, help="Override the recipe's epoch cap.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Override the recipe's batch size.")] = None,
+    encoder_lr: Annotated[float | None, typer.Option(help="Override the encoder learning rate.")] = None,
+    head_lr: Annotated[float | None, typer.Option(help="Override the head learning rate.")] = None,
+    freeze_encoder: Annotated[bool | None, typer.Option("--freeze-encoder/--train-encoder", help="Override freezing (default: by label count).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda when present).")] = None,
+    workers: Workers = 1,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
+) -> None:
+    """Fine-tune the pretrained encoder on your assay; writes weights, metrics, predictions and a summary."""
+    from molft.finetune.train import finetune as run_finetune
+
+    result = run_finetune(
+        table, target, out, pretrained, split, seeds, split_seed, task_type, smiles_column, mode,
+        max_epochs, batch_size, encoder_lr, head_lr, freeze_encoder, device, workers, overwrite,
+    )
+    typer.echo(result.summary())
+
+
+@app.command()
+@friendly
+def predict(
+    model: Annotated[Path, typer.Argument(help="Model directory from 'molft finetune'.")],
+    table: Annotated[Path, typer.Argument(help="Molecules to score (.csv, .smi, ...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Predictions CSV to write.")],
+    smiles_column: Annotated[str | None, typer.Option(help="Column holding SMILES (default: detected).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda when present).")] = None,
+    workers: Workers = 1,
+) -> None:
+    """Score new molecules: every input row is kept, in order; failed rows get an error column."""
+    from molft.finetune.predict import ERROR_COLUMN
+    from molft.finetune.predict import predict as run_predict
+
+    frame = run_predict(model, table, out, smiles_column, workers, device)
+    failed = int((frame[ERROR_COLUMN] != "").sum())
+    typer.echo(f"predicted {len(frame) - failed:,} of {len(frame):,} rows ({failed:,} failed, see the 'error' column) -> {out}")
+
+
+@app.command()
+@friendly
+def embed(
+    model: Annotated[str, typer.Argument(help="'default', a pretrained encoder or a fine-tuned model directory.")],
+    table: Annotated[Path, typer.Argument(help="Molecules to embed (.csv, .smi, ...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .csv or .npy.")],
+    smiles_column: Annotated[str | None, typer.Option(help="Column holding SMILES (default: detected).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda when present).")] = None,
+    workers: Workers = 1,
+) -> None:
+    """Export graph embeddings (one per input row, NaN where the SMILES failed) for other models."""
+    from molft.embed import embed as run_embed
+
+    done, failed = run_embed(model, table, out, smiles_column, workers, device)
+    typer.echo(f"embedded {done:,} rows ({failed:,} failed) -> {out}")
+
+
 def run() -> None:
     """Entry point for ``python -m molft``."""
     app(prog_name="molft")

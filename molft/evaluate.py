@@ -34,6 +34,15 @@ def higher_is_better(metric: str) -> bool:
     return METRICS[metric][1]
 
 
+def improves(score: float, incumbent: float, metric: str) -> bool:
+    """Whether ``score`` beats ``incumbent`` on ``metric`` (NaN never wins; anything beats NaN)."""
+    if math.isnan(score):
+        return False
+    if math.isnan(incumbent):
+        return True
+    return score > incumbent if higher_is_better(metric) else score < incumbent
+
+
 def task_metric(metric: str, y_true: np.ndarray, y_score: np.ndarray) -> float:
     """One metric on one task, skipping NaN labels.
 

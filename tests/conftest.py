@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from molft.data.builtin import builtin_assay
 from molft.runtime import default_data_dir
@@ -31,3 +32,12 @@ def data_dir() -> Path:
     if found is None or not found.is_dir():
         pytest.skip("no data directory (set MOLFT_DATA_DIR) - real-data check skipped")
     return found
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Tiny models run fastest on one thread, and do not stall when other processes share the CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

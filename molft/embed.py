@@ -1,0 +1,81 @@
+"""``molft embed``: graph embeddings from a pretrained or fine-tuned encoder, for scikit-learn and friends."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from torch_geometric.loader import DataLoader
+
+from molft.checkpoints import load_encoder
+from molft.data.dataset import GraphDataset
+from molft.data.tables import ROW_NUMBER, read_table
+from molft.errors import InputError
+from molft.featurize.graph import featurize_many
+from molft.finetune.predict import FINETUNE_JSON, FinetunedModel
+from molft.models.heads import PropertyModel
+from molft.pretrained import resolve_pretrained
+from molft.runtime import resolve_device
+from molft.training import predict_batches
+
+
+def _embedder(model: str | Path, device) -> tuple[PropertyModel, str]:
+    path = Path(model)
+    if (path / FINETUNE_JSON).is_file():
+        finetuned = FinetunedModel.load(path, device)
+        return finetuned.members[0], finetuned.vocabulary
+    directory = resolve_pretrained(model)
+    if directory is None:
+        raise InputError("embed needs an encoder: a shipped name, a pretrained or a fine-tuned directory")
+    encoder, _ = load_encoder(directory)
+    return PropertyModel(encoder, num_tasks=1).to(device).eval(), encoder.config.vocabulary
+
+
+def embed(
+    model: str | Path,
+    table: str | Path,
+    out: str | Path,
+    smiles_column: str | None = None,
+    workers: int = 1,
+    device: str | None = None,
+    progress: bool = True,
+) -> tuple[int, int]:
+    """Write one embedding per input row to ``out`` (.csv or .npy); failed rows get NaN.
+
+    ``.csv`` holds ``row``, the SMILES, ``error`` and ``emb_0..emb_{d-1}``; ``.npy`` holds the
+    [num_rows, d] float32 matrix in input order (save without pickle; read with
+    ``np.load(path, allow_pickle=False)``).
+
+    Args:
+        model: ``"default"``, a pretrained encoder directory, or a fine-tuned model directory.
+
+    Returns:
+        (rows embedded, rows failed).
+    """
+    out = Path(out)
+    if out.suffix.lower() not in (".csv", ".npy"):
+        raise InputError(f"{out}: the output must end in .csv or .npy")
+    device_ = resolve_device(device)
+    network, vocabulary = _embedder(model, device_)
+    source, frame = read_table(table, smiles_column)
+    result = featurize_many(frame[source.smiles_column].tolist(), vocabulary, workers=workers, progress=progress)
+    vectors = predict_batches(network.embed, DataLoader(GraphDataset(result.graphs), batch_size=256), device_)
+    matrix = np.full((len(frame), network.encoder.out_dim), np.nan, dtype=np.float32)
+    if len(result.indices):
+        matrix[result.indices] = vectors
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp" + out.suffix)
+    if out.suffix.lower() == ".npy":
+        np.save(tmp, matrix, allow_pickle=False)
+    else:
+        errors = np.full(len(frame), "", dtype=object)
+        for failure in result.failures:
+            errors[failure.index] = failure.reason
+        columns = pd.DataFrame(matrix, columns=[f"emb_{i}" for i in range(matrix.shape[1])])
+        head = pd.DataFrame({ROW_NUMBER: frame[ROW_NUMBER], "smiles": frame[source.smiles_column], "error": errors})
+        pd.concat([head, columns], axis=1).to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, out)
+    return len(result.indices), len(result.failures)

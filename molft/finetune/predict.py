@@ -1,0 +1,133 @@
+"""``molft predict``: score new molecules with a fine-tuned model directory, losing no row."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.loader import DataLoader
+
+from molft.checkpoints import load_model
+from molft.data.dataset import GraphDataset
+from molft.data.tables import ROW_NUMBER, read_table
+from molft.errors import InputError
+from molft.evaluate import CLASSIFICATION
+from molft.featurize.graph import featurize_many
+from molft.finetune.recipe import TargetScaler
+from molft.models.heads import PropertyModel
+from molft.runtime import resolve_device
+from molft.training import predict_batches
+
+FINETUNE_JSON = "finetune.json"
+ERROR_COLUMN = "error"
+
+
+@dataclass
+class FinetunedModel:
+    """A fine-tuned model directory, loaded: its ensemble members and how to read their outputs."""
+
+    members: list[PropertyModel]
+    targets: list[str]
+    task_type: str
+    vocabulary: str
+    scaler: TargetScaler | None
+    config: dict
+
+    @classmethod
+    def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> FinetunedModel:
+        """Load a directory written by ``molft finetune`` (JSON config + safetensors only).
+
+        Raises:
+            InputError: not a model directory, or a damaged one.
+        """
+        directory = Path(directory)
+        path = directory / FINETUNE_JSON
+        if not path.is_file():
+            raise InputError(f"{directory}: not a molft model directory (no {FINETUNE_JSON}); make one with 'molft finetune'")
+        try:
+            config = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path}: not valid JSON ({error})") from None
+        if config.get("format") != "molft-finetuned":
+            raise InputError(f"{path}: unsupported format {config.get('format')!r}")
+        members = []
+        for member in config["members"]:
+            model, _ = load_model(directory / member)
+            members.append(model.to(device).eval())
+        scaler = config.get("scaler")
+        return cls(
+            members=members,
+            targets=list(config["targets"]),
+            task_type=config["task_type"],
+            vocabulary=config["vocabulary"],
+            scaler=None if scaler is None else TargetScaler(tuple(scaler["mean"]), tuple(scaler["std"])),
+            config=config,
+        )
+
+    def predict_graphs(self, dataset: GraphDataset, device: torch.device | str = "cpu") -> np.ndarray:
+        """[num_members, num_graphs, num_tasks] predictions: probabilities or values in the user's units."""
+        loader = DataLoader(dataset, batch_size=256)
+        outputs = []
+        for member in self.members:
+            raw = predict_batches(member, loader, device)
+            if self.task_type == CLASSIFICATION:
+                outputs.append(1.0 / (1.0 + np.exp(-raw)))
+            else:
+                outputs.append(self.scaler.inverse(raw) if self.scaler is not None else raw)
+        return np.stack(outputs)
+
+
+def predict(
+    model_dir: str | Path,
+    table: str | Path,
+    out: str | Path | None = None,
+    smiles_column: str | None = None,
+    workers: int = 1,
+    device: str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Predict every row of ``table``; failed SMILES get empty predictions and a reason.
+
+    The output keeps every input row in input order with all its columns, then adds
+    ``<target>_pred`` (mean over the ensemble), ``<target>_std`` (spread over the ensemble, for
+    more than one member) and ``error`` (empty for rows that were predicted).
+
+    Args:
+        model_dir: a directory written by ``molft finetune``.
+        table: molecules to score (.csv, .smi, ...).
+        out: where to write the predictions CSV (written atomically), if given.
+        smiles_column: the SMILES column (default: detected).
+        workers: featurization processes.
+        device: default cuda when present.
+        progress: show a progress bar.
+    """
+    device_ = resolve_device(device)
+    model = FinetunedModel.load(model_dir, device_)
+    source, frame = read_table(table, smiles_column)
+    result = featurize_many(frame[source.smiles_column].tolist(), model.vocabulary, workers=workers, progress=progress)
+    scores = model.predict_graphs(GraphDataset(result.graphs), device_)
+    output = frame.drop(columns=[ROW_NUMBER]).copy()
+    for j, name in enumerate(model.targets):
+        mean = np.full(len(frame), np.nan)
+        mean[result.indices] = scores[:, :, j].mean(axis=0)
+        output[f"{name}_pred"] = mean
+        if len(model.members) > 1:
+            std = np.full(len(frame), np.nan)
+            std[result.indices] = scores[:, :, j].std(axis=0)
+            output[f"{name}_std"] = std
+    errors = np.full(len(frame), "", dtype=object)
+    for failure in result.failures:
+        errors[failure.index] = failure.reason
+    output[ERROR_COLUMN] = errors
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        output.to_csv(tmp, index=False)
+        os.replace(tmp, out)
+    return output
