@@ -97,9 +97,11 @@ def _scores(model: PropertyModel, loader: DataLoader, task_type: str, scaler: Ta
     return scaler.inverse(raw) if scaler is not None else raw
 
 
-def _build_model(pretrained: Path | None, num_tasks: int, vocab: str, dropout: float) -> tuple[PropertyModel, str]:
+def _build_model(
+    pretrained: Path | None, num_tasks: int, vocab: str, dropout: float, architecture: EncoderConfig | None = None
+) -> tuple[PropertyModel, str]:
     if pretrained is None:
-        encoder = GINEncoder(EncoderConfig(vocabulary=vocab, dropout=dropout))
+        encoder = GINEncoder(replace(architecture or EncoderConfig(), vocabulary=vocab, dropout=dropout))
         return PropertyModel(encoder, num_tasks), "none"
     encoder, config = load_encoder(pretrained)
     if encoder.config.vocabulary != vocab:
@@ -121,6 +123,7 @@ def _train_member(
     device: torch.device,
     progress: bool,
     log: list[dict],
+    architecture: EncoderConfig | None = None,
 ) -> tuple[PropertyModel, dict[str, Any]]:
     """Train one ensemble member with early stopping on validation; restore the best epoch."""
     seed_everything(seed)
@@ -136,7 +139,7 @@ def _train_member(
                               generator=generator, drop_last=len(split["train"]) > recipe.batch_size)
     valid_loader = DataLoader(assay.dataset.subset(split["valid"]), batch_size=256)
 
-    model, _ = _build_model(pretrained, len(assay.targets), assay.table.meta["vocabulary"], recipe.dropout)
+    model, _ = _build_model(pretrained, len(assay.targets), assay.table.meta["vocabulary"], recipe.dropout, architecture)
     model.to(device)
     if recipe.freeze_encoder:
         model.encoder.requires_grad_(False)
@@ -194,6 +197,7 @@ def finetune(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    encoder_config: EncoderConfig | None = None,
 ) -> FinetuneResult:
     """Fine-tune on an assay table and write a model directory (see the module docstring).
 
@@ -215,6 +219,8 @@ def finetune(
         workers: featurization processes.
         overwrite: replace an existing model directory.
         progress: show progress bars.
+        encoder_config: architecture of a from-scratch encoder (default: 5 layers x 300, as Hu et
+            al.); a pretrained encoder keeps its own.
 
     Raises:
         InputError: bad table or labels, an unknown split column, or too few molecules to split.
@@ -253,7 +259,7 @@ def finetune(
             model, info = fit_frozen_member(assay, split_indices, seed, pretrained_dir, device_, scaler)
         else:
             model, info = _train_member(assay, split_indices, seed, recipe, pretrained_dir, scaler, device_,
-                                        progress, epoch_log)
+                                        progress, epoch_log, encoder_config)
         member_dir = out / "members" / f"seed-{seed}"
         save_model(model, member_dir, extra={"seed": seed, **info}, overwrite=True)
         members.append(str(member_dir.relative_to(out)))
@@ -362,4 +368,13 @@ def _summary_text(config: dict, metrics: dict, assay: Assay) -> str:
         lines.append(f"| {part} (ensemble) | " + " | ".join(ensemble) + " |")
     best_epochs = [s.get("best_epoch") for s in metrics["seeds"]]
     lines += ["", f"Selected on validation {primary}; best epochs per seed: {best_epochs}."]
+    undefined = sorted(
+        {f"{part}/{task}" for seed in metrics["seeds"] for part in ("valid", "test")
+         for task, scores in seed[part]["per_task"].items() if any(math.isnan(v) for v in scores.values())}
+    )
+    if undefined:
+        lines.append(
+            f"Undefined metrics (NaN) for {', '.join(undefined)}: that split holds a single class or no labels "
+            "for the task; try --split random or more data."
+        )
     return "\n".join(lines) + "\n"

@@ -1,0 +1,181 @@
+"""Fine-tuning, prediction and embeddings on the bundled ChEMBL assay, with tiny encoders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch_geometric.loader import DataLoader
+from typer.testing import CliRunner
+
+from molft.checkpoints import load_encoder, load_model, save_encoder
+from molft.cli import app
+from molft.data.assay import load_assay, split_assay
+from molft.embed import embed
+from molft.errors import InputError
+from molft.finetune.frozen import fit_linear_head
+from molft.finetune.predict import predict
+from molft.finetune.recipe import TargetScaler
+from molft.finetune.train import finetune, masked_loss
+from molft.models.encoder import EncoderConfig, GINEncoder
+from molft.runtime import seed_everything
+from molft.training import predict_batches
+
+TINY = EncoderConfig(num_layers=2, hidden_dim=32)
+
+
+@pytest.fixture(scope="module")
+def small_assay(tmp_path_factory, assay):
+    """240 molecules of the bundled assay, with two derived 0/1 tasks that have missing labels."""
+    table = assay.iloc[:240].copy()
+    table["active"] = (table["pIC50"] > table["pIC50"].median()).astype(float)
+    table["potent"] = (table["pIC50"] > table["pIC50"].quantile(0.75)).astype(float)
+    table.loc[table.index[::7], "active"] = np.nan
+    table.loc[table.index[3::5], "potent"] = np.nan
+    path = tmp_path_factory.mktemp("assay") / "small.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_pretrained(tmp_path_factory):
+    seed_everything(0)
+    directory = tmp_path_factory.mktemp("pretrained") / "encoder"
+    save_encoder(GINEncoder(TINY), directory, extra={"objectives": ["test"]})
+    return directory
+
+
+@pytest.fixture(scope="module")
+def regression_model(tmp_path_factory, small_assay, tiny_pretrained):
+    out = tmp_path_factory.mktemp("models") / "pic50"
+    finetune(small_assay, ["pIC50"], out, pretrained=tiny_pretrained, seeds=2, max_epochs=3, progress=False)
+    return out
+
+
+def test_finetune_writes_a_complete_model_directory(regression_model):
+    for name in ("finetune.json", "metrics.json", "metrics.jsonl", "predictions_valid.csv",
+                 "predictions_test.csv", "learning_curve.png", "summary.md", "run.json", "graphs/rejects.csv"):
+        assert (regression_model / name).exists(), name
+    config = json.loads((regression_model / "finetune.json").read_text())
+    assert config["task_type"] == "regression" and config["members"] == ["members/seed-0", "members/seed-1"]
+    assert config["recipe"]["name"] == "full-small-lr"  # 192 training labels: all layers, small encoder rate
+    metrics = json.loads((regression_model / "metrics.json").read_text())
+    assert {"rmse", "mae", "r2"} <= set(metrics["test_mean"]) and len(metrics["seeds"]) == 2
+    assert "valid (ensemble)" in (regression_model / "summary.md").read_text()
+
+
+def test_saved_model_predicts_what_training_reported(regression_model, small_assay):
+    reported = pd.read_csv(regression_model / "predictions_test.csv")
+    table = pd.read_csv(small_assay, dtype=str)
+    scored = predict(regression_model, small_assay, progress=False)
+    assert len(scored) == len(table) and scored["chembl_id"].tolist() == table["chembl_id"].tolist()
+    again = scored.set_index(table.index + 2).loc[reported["row"], "pIC50_pred"]  # row 2 is the first data row
+    assert np.allclose(again.to_numpy(), reported["pIC50_pred"].to_numpy(), atol=1e-5)
+    assert (scored["pIC50_std"] >= 0).all()
+
+
+def test_predict_keeps_every_row_and_explains_failures(regression_model, tmp_path):
+    new = tmp_path / "new.csv"
+    new.write_text("name,smiles\na,CCO\nb,C1CC\nc,\nd,c1ccccc1N\n")
+    out = tmp_path / "preds.csv"
+    scored = predict(regression_model, new, out=out, progress=False)
+    assert scored["name"].tolist() == ["a", "b", "c", "d"]
+    assert scored["pIC50_pred"].isna().tolist() == [False, True, True, False]
+    assert scored["error"].iloc[1].startswith("unparsable") and scored["error"].iloc[2] == "empty SMILES"
+    assert len(pd.read_csv(out)) == 4
+
+
+def test_multitask_classification_with_missing_labels_from_scratch(tmp_path, small_assay):
+    out = tmp_path / "model"
+    result = finetune(small_assay, ["active", "potent"], out, pretrained="none", max_epochs=2, split="random",
+                      encoder_config=TINY, progress=False)
+    assert result.recipe.name == "scratch"
+    assert 0.0 <= result.metrics["test_mean"]["roc_auc"] <= 1.0
+    predictions = pd.read_csv(out / "predictions_valid.csv")
+    assert predictions["active_pred"].between(0, 1).all() and predictions["potent_pred"].between(0, 1).all()
+    assert predictions["potent"].isna().any()  # missing labels stay missing in the report
+
+
+def test_frozen_mode_folds_the_linear_model_into_the_head(tmp_path, small_assay, tiny_pretrained):
+    out = tmp_path / "instant"
+    finetune(small_assay, ["pIC50"], out, pretrained=tiny_pretrained, mode="frozen", progress=False)
+    model, _ = load_model(out / "members" / "seed-0")
+    original, _ = load_encoder(tiny_pretrained)
+    for key, value in original.state_dict().items():  # instant mode leaves the encoder untouched
+        assert torch.equal(value, model.encoder.state_dict()[key]), key
+
+    assay = load_assay(small_assay, ["pIC50"], tmp_path / "graphs", progress=False)
+    split = split_assay(assay)
+    embeddings = predict_batches(model.embed, DataLoader(assay.dataset, batch_size=64))
+    y = assay.dataset.y.numpy()
+    scaler = TargetScaler.fit(y[split["train"]])
+    mean, std = embeddings[split["train"]].mean(0), embeddings[split["train"]].std(0) + 1e-6
+    standard = (embeddings - mean) / std
+    weight, bias, _ = fit_linear_head(standard[split["train"]], scaler.transform(y)[split["train"]],
+                                      standard[split["valid"]], scaler.transform(y)[split["valid"]], "regression", 0)
+    expected = scaler.inverse(standard[split["valid"]] @ weight.T + bias)
+    reported = pd.read_csv(out / "predictions_valid.csv")["pIC50_pred"].to_numpy()
+    assert np.allclose(reported, expected[:, 0], atol=1e-4)
+
+
+def test_masked_loss_ignores_missing_labels():
+    logits = torch.tensor([[0.0, 5.0], [1.0, -2.0]])
+    y = torch.tensor([[1.0, float("nan")], [0.0, float("nan")]])
+    loss = masked_loss(logits, y, "classification", None)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], y[:, 0])
+    assert torch.isclose(loss, expected)
+
+
+def test_label_errors_are_clear(tmp_path, small_assay):
+    with pytest.raises(InputError, match="no column 'potency'"):
+        load_assay(small_assay, ["potency"], tmp_path / "g1", progress=False)
+    single = tmp_path / "single.csv"
+    single.write_text("smiles,active\nCCO,1\nCC,1\nCCC,\n")
+    with pytest.raises(InputError, match="single class"):
+        load_assay(single, ["active"], tmp_path / "g2", task_type="classification", progress=False)
+    assay = load_assay(single, ["active"], tmp_path / "g3", task_type="regression", progress=False)
+    with pytest.raises(InputError, match="only 2 molecules have labels"):
+        split_assay(assay)
+
+
+def test_split_column_and_unknown_split(tmp_path, assay):
+    table = assay.iloc[:40].copy()
+    table["fold"] = ["train"] * 30 + ["valid"] * 5 + ["test"] * 5
+    path = tmp_path / "folds.csv"
+    table.to_csv(path, index=False)
+    loaded = load_assay(path, ["pIC50"], tmp_path / "g", progress=False)
+    parts = split_assay(loaded, "fold")
+    assert [len(parts[name]) for name in ("train", "valid", "test")] == [30, 5, 5]
+    with pytest.raises(InputError, match="unknown split 'folds'"):
+        split_assay(loaded, "folds")
+
+
+def test_embed_writes_one_row_per_input(tmp_path, tiny_pretrained):
+    table = tmp_path / "mols.smi"
+    table.write_text("CCO a\nC1CC b\nc1ccccc1 c\n")
+    done, failed = embed(tiny_pretrained, table, tmp_path / "emb.npy", progress=False)
+    matrix = np.load(tmp_path / "emb.npy", allow_pickle=False)
+    assert (done, failed) == (2, 1) and matrix.shape == (3, 32)
+    assert np.isnan(matrix[1]).all() and not np.isnan(matrix[[0, 2]]).any()
+    embed(tiny_pretrained, table, tmp_path / "emb.csv", progress=False)
+    assert pd.read_csv(tmp_path / "emb.csv", keep_default_na=False)["error"].iloc[1].startswith("unparsable")
+
+
+def test_cli_finetune_then_predict(tmp_path, small_assay, tiny_pretrained):
+    runner = CliRunner()
+    model = tmp_path / "cli-model"
+    result = runner.invoke(app, ["finetune", str(small_assay), "--target", "pIC50", "--out", str(model),
+                                 "--pretrained", str(tiny_pretrained), "--max-epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "rmse" in result.output
+    again = runner.invoke(app, ["finetune", str(small_assay), "--target", "pIC50", "--out", str(model),
+                                "--pretrained", str(tiny_pretrained)])
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    scored = runner.invoke(app, ["predict", str(model), str(small_assay), "--out", str(tmp_path / "p.csv")])
+    assert scored.exit_code == 0 and "predicted 240 of 240 rows" in scored.output
+    missing = runner.invoke(app, ["finetune", str(small_assay), "--target", "pIC50", "--out", str(tmp_path / "x"),
+                                  "--pretrained", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "not a pretrained encoder directory" in missing.output
