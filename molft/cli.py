@@ -95,6 +95,42 @@ def example_data(
 
 @app.command()
 @friendly
+def pretrain(
+    corpus: Annotated[Path, typer.Argument(help="Featurized directory ('molft featurize') or a SMILES table.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory: logs, checkpoints, encoder/.")],
+    objectives: Annotated[str, typer.Option(help="Objectives with weights, e.g. 'attr_masking,context_prediction:0.5'.")] = "attr_masking",
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the corpus.")] = 100,
+    batch_size: Annotated[int, typer.Option(min=1, help="Graphs per step (over all processes).")] = 256,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
+    lr_schedule: Annotated[str, typer.Option(help="'constant' (Hu et al.) or 'cosine'.")] = "constant",
+    warmup_steps: Annotated[int, typer.Option(min=0, help="Warmup steps of the cosine schedule.")] = 0,
+    vocab: Annotated[str | None, typer.Option(help="Encoder vocabulary (default: the corpus's).")] = None,
+    num_layers: Annotated[int, typer.Option(min=1, help="GIN layers.")] = 5,
+    hidden_dim: Annotated[int, typer.Option(min=1, help="Embedding width.")] = 300,
+    max_molecules: Annotated[int | None, typer.Option(min=1, help="Use only the first N molecules.")] = None,
+    checkpoint_every_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (and every epoch).")] = 1000,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of initialization, data order and masks.")] = 0,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda when present).")] = None,
+    loader_workers: Annotated[int, typer.Option(min=0, help="Data-loader processes.")] = 0,
+    workers: Workers = 1,
+) -> None:
+    """Pretrain a GIN encoder without labels (attribute masking, context prediction, GraphMAE)."""
+    from molft.pretrain.loop import pretrain as run_pretrain
+
+    encoder = {"num_layers": num_layers, "hidden_dim": hidden_dim, **({"vocabulary": vocab} if vocab else {})}
+    result = run_pretrain(
+        corpus, out, objectives, epochs, batch_size, lr, encoder=encoder, lr_schedule=lr_schedule,
+        warmup_steps=warmup_steps, max_molecules=max_molecules, checkpoint_every_steps=checkpoint_every_steps,
+        resume=resume, device=device, seed=seed, num_workers=loader_workers, featurize_workers=workers,
+    )
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in result.final_losses.items())
+    typer.echo(f"pretrained on {result.molecules:,} molecules, {result.epochs} epochs, {result.steps:,} steps "
+               f"in {result.seconds:.0f} s; final: {losses}\nencoder -> {result.encoder}")
+
+
+@app.command()
+@friendly
 def finetune(
     table: Annotated[Path, typer.Argument(help="Assay table (.csv, .smi, ...) or a featurized directory.")],
     target: Annotated[list[str], typer.Option("--target", "-t", help="Label column; repeat for several tasks.")],
