@@ -140,21 +140,26 @@ def featurize_file(
     partial.mkdir(parents=True)
     report = FeaturizeReport(output=output, rejects=output / REJECTS)
     shards = []
-    with (
-        Featurizer(vocab, workers=workers) as featurize,
-        tqdm(unit="mol", desc="featurize", disable=None if progress else True) as bar,
-        open(partial / REJECTS, "w", newline="", encoding="utf-8") as rejects,
-    ):
-        pd.DataFrame(columns=[ROW_NUMBER, "reason", *source.columns]).to_csv(rejects, index=False)
-        for number, frame in enumerate(iter_table(source, chunk_rows=shard_rows)):
-            smiles = frame[source.smiles_column].tolist()
-            result = featurize(smiles, on_chunk=bar.update)
-            shard = f"shard-{number:05d}.npz"
-            _write_shard(partial / shard, result.graphs, frame.iloc[result.indices], source)
-            shards.append({"file": shard, "graphs": len(result.indices), "rows": len(frame)})
-            _record_rejects(report, rejects, frame, [(f.index, f.reason) for f in result.failures], source.smiles_column)
-            report.read += len(frame)
-            report.featurized += len(result.indices)
+    try:
+        with (
+            Featurizer(vocab, workers=workers) as featurize,
+            tqdm(unit="mol", desc="featurize", disable=None if progress else True) as bar,
+            open(partial / REJECTS, "w", newline="", encoding="utf-8") as rejects,
+        ):
+            pd.DataFrame(columns=[ROW_NUMBER, "reason", *source.columns]).to_csv(rejects, index=False)
+            for number, frame in enumerate(iter_table(source, chunk_rows=shard_rows)):
+                smiles = frame[source.smiles_column].tolist()
+                result = featurize(smiles, on_chunk=bar.update)
+                shard = f"shard-{number:05d}.npz"
+                _write_shard(partial / shard, result.graphs, frame.iloc[result.indices], source)
+                shards.append({"file": shard, "graphs": len(result.indices), "rows": len(frame)})
+                failures = [(f.index, f.reason) for f in result.failures]
+                _record_rejects(report, rejects, frame, failures, source.smiles_column)
+                report.read += len(frame)
+                report.featurized += len(result.indices)
+    except BaseException:  # e.g. a malformed row part-way: leave no half-written directory behind
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     meta = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -205,7 +210,7 @@ def _record_rejects(
         return
     positions, reasons = zip(*failures)
     rejected = frame.iloc[list(positions)].copy()
-    rejected.insert(1, "reason", reasons)
+    rejected.insert(1, "reason", reasons, allow_duplicates=True)  # the input may have a 'reason' too
     rejected.to_csv(handle, index=False, header=False)
     report.rejected += len(rejected)
     report.reasons.update(reason_category(r) for r in reasons)
@@ -260,11 +265,11 @@ class FeaturizedTable:
         """
         y = None
         if targets:
-            y = np.stack([_numeric(self.columns, name, self.meta["source"]) for name in targets], axis=1)
+            y = np.stack([_numeric(self.columns, name, self.meta["source"], self.rows) for name in targets], axis=1)
         return GraphDataset(self.graphs, y=y, ids=self.rows)
 
 
-def _numeric(columns: pd.DataFrame, name: str, source: str) -> np.ndarray:
+def _numeric(columns: pd.DataFrame, name: str, source: str, rows: np.ndarray) -> np.ndarray:
     if name not in columns:
         raise InputError(f"{source}: no column {name!r}. Columns found: {', '.join(columns.columns)}.")
     text = columns[name].str.strip()
@@ -272,8 +277,19 @@ def _numeric(columns: pd.DataFrame, name: str, source: str) -> np.ndarray:
     bad = values.isna() & (text != "")
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"{source}: column {name!r} holds non-numeric values (first: {text.iloc[first]!r})")
-    return values.to_numpy(dtype=np.float32)
+        raise InputError(
+            f"{source}: column {name!r} holds non-numeric values (first: {text.iloc[first]!r}) at row {rows[first]}"
+        )
+    with np.errstate(over="ignore"):
+        labels = values.to_numpy(dtype=np.float32)
+    infinite = np.isinf(labels)
+    if infinite.any():  # 'inf', '-Infinity', or beyond float32's range, e.g. '1e39'
+        first = int(np.flatnonzero(infinite)[0])
+        raise InputError(
+            f"{source}: column {name!r} holds a value that is not a finite number ({text.iloc[first]!r} at row "
+            f"{rows[first]}); labels must be finite (leave the cell empty for a missing label)"
+        )
+    return labels
 
 
 def load_featurized(path: str | Path) -> FeaturizedTable:
@@ -288,8 +304,10 @@ def load_featurized(path: str | Path) -> FeaturizedTable:
         raise InputError(f"{path}: not a featurized dataset (no {META}); make one with 'molft featurize'")
     try:
         meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # e.g. a pickle in its place
         raise InputError(f"{meta_path}: not valid JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{meta_path}: not a featurized dataset's {META} (a JSON {type(meta).__name__})")
     if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
         raise InputError(f"{path}: unsupported format {meta.get('format')!r} v{meta.get('version')!r}")
     parts, rows, columns = [], [], []
@@ -303,7 +321,8 @@ def load_featurized(path: str | Path) -> FeaturizedTable:
                         {
                             name: decode_text(arrays[f"column_{i}"], arrays[f"column_{i}_ptr"])
                             for i, name in enumerate(meta["columns"])
-                        }
+                        },
+                        dtype=str,  # text even when the shard holds no rows (a header-only table)
                     )
                 )
         except (OSError, ValueError, KeyError) as error:
@@ -313,6 +332,6 @@ def load_featurized(path: str | Path) -> FeaturizedTable:
     return FeaturizedTable(
         graphs=GraphArrays.concat(parts),
         rows=np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
-        columns=pd.concat(columns, ignore_index=True) if columns else pd.DataFrame(columns=meta["columns"]),
+        columns=pd.concat(columns, ignore_index=True) if columns else pd.DataFrame(columns=meta["columns"], dtype=str),
         meta=meta,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,16 +147,18 @@ def open_table(path: str | Path, smiles_column: str | None = None) -> TableSourc
 
 
 def _deduplicate(header: list[str]) -> list[str]:
-    """Name empty headers ``column_N`` and number repeats (``id``, ``id.1``), as pandas does."""
-    seen: dict[str, int] = {}
+    """Name empty headers ``column_N`` and number repeats (``id``, ``id.1``), as pandas does.
+
+    A column named ``row`` becomes ``row.1``: ``row`` is the row-number column molft adds.
+    """
+    seen: dict[str, int] = {ROW_NUMBER: 0}
     names = []
     for position, name in enumerate(header):
-        name = name.strip() or f"column_{position + 1}"
-        if name in seen:
-            seen[name] += 1
-            name = f"{name}.{seen[name]}"
-        else:
-            seen[name] = 0
+        name = base = name.strip() or f"column_{position + 1}"
+        while name in seen:  # 'a,a.1,a' -> a, a.1, a.2
+            seen[base] += 1
+            name = f"{base}.{seen[base]}"
+        seen[name] = 0
         names.append(name)
     return names
 
@@ -177,6 +180,13 @@ def iter_table(source: TableSource, chunk_rows: int = 100_000) -> Iterator[pd.Da
         ) from None
     except (pd.errors.ParserError, csv.Error) as error:
         raise InputError(f"{source.path}: not a well-formed table: {error}") from None
+    except pd.errors.ParserWarning:
+        raise InputError(
+            f"{source.path}: not a well-formed table: some rows have more fields than the header's "
+            f"{len(source.columns)} columns; quote values that hold the delimiter"
+        ) from None
+    except (OSError, EOFError) as error:  # e.g. a .gz that is truncated past its first block
+        raise InputError(f"{source.path}: cannot be read ({error})") from None
 
 
 def _iter_csv(source: TableSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -185,7 +195,7 @@ def _iter_csv(source: TableSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
         reader = pd.read_csv(
             handle,
             sep="\t" if source.kind == "tsv" else ",",
-            dtype=str,
+            dtype=object,  # python str; with pandas' str dtype one empty trailing field counts as data lost
             keep_default_na=False,
             na_filter=False,
             header=0,
@@ -193,8 +203,14 @@ def _iter_csv(source: TableSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
             chunksize=chunk_rows,
             skip_blank_lines=False,
             on_bad_lines="error",
+            index_col=False,  # else a first row with one extra field shifts every value by a column
         )
-        for frame in reader:
+        while True:
+            with warnings.catch_warnings():  # pandas warns, then drops fields past the header: refuse
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                frame = next(reader, None)
+            if frame is None:
+                break
             frame.insert(0, ROW_NUMBER, range(next_row, next_row + len(frame)))
             next_row += len(frame)
             yield frame

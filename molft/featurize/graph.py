@@ -227,9 +227,21 @@ def describe_failure(smiles: str) -> str:
 
     Returns ``""`` if it can.
     """
+    if not isinstance(smiles, str):
+        return f"not a SMILES string ({type(smiles).__name__} {smiles!r})"
     text = smiles.strip()
     if not text:
         return "empty SMILES"
+    if space := _INNER_SPACE.search(text):
+        return (
+            f"whitespace inside the SMILES at position {space.start()}: RDKit would read only "
+            f"{text[:space.start()]!r} and ignore the rest"
+        )
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            return f"not valid text ({error.reason} at position {error.start})"
     with rdBase.CaptureErrorLog() as parse_log:
         unsanitized = Chem.MolFromSmiles(text, sanitize=False)
     if unsanitized is None:
@@ -247,6 +259,22 @@ def describe_failure(smiles: str) -> str:
 
 
 _TIMESTAMP = re.compile(r"^\[\d\d:\d\d:\d\d\]\s*")
+# RDKit reads a SMILES up to the first whitespace and takes the rest as a name ('C\tC(=O)O' would
+# become methane): whitespace inside is refused, except before a CXSMILES extension block '|...|'.
+_INNER_SPACE = re.compile(r"\s(?!\s*\|)")
+
+
+def _parse(smiles: Any) -> Chem.Mol | None:
+    """RDKit's molecule for one SMILES, or None where :func:`describe_failure` has the reason."""
+    if not isinstance(smiles, str):
+        return None
+    text = smiles.strip()
+    if not text or _INNER_SPACE.search(text):
+        return None
+    try:
+        return Chem.MolFromSmiles(text)
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from errors="surrogateescape"
+        return None
 
 
 def _first_message(messages: Any) -> str:
@@ -282,7 +310,7 @@ class _ChunkFeaturizer:
         failed: list[tuple[int, str]] = []
         with rdBase.BlockLogs():
             for position, smiles in enumerate(smiles_chunk):
-                mol = Chem.MolFromSmiles(smiles.strip()) if smiles and not smiles.isspace() else None
+                mol = _parse(smiles)
                 if mol is None or mol.GetNumAtoms() == 0:
                     failed.append((position, smiles))
                     continue

@@ -51,10 +51,11 @@ class FinetunedModel:
             raise InputError(f"{directory}: not a molft model directory (no {FINETUNE_JSON}); make one with 'molft finetune'")
         try:
             config = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:  # e.g. a pickle in its place
             raise InputError(f"{path}: not valid JSON ({error})") from None
-        if config.get("format") != "molft-finetuned":
-            raise InputError(f"{path}: unsupported format {config.get('format')!r}")
+        if not isinstance(config, dict) or config.get("format") != "molft-finetuned":
+            found = config.get("format") if isinstance(config, dict) else f"a JSON {type(config).__name__}"
+            raise InputError(f"{path}: unsupported format {found!r}")
         members = []
         for member in config["members"]:
             model, _ = load_model(directory / member)
@@ -71,6 +72,8 @@ class FinetunedModel:
 
     def predict_graphs(self, dataset: GraphDataset, device: torch.device | str = "cpu") -> np.ndarray:
         """[num_members, num_graphs, num_tasks] predictions: probabilities or values in the user's units."""
+        if len(dataset) == 0:  # every row failed, or a header-only table
+            return np.zeros((len(self.members), 0, len(self.targets)), dtype=np.float32)
         loader = DataLoader(dataset, batch_size=256)
         outputs = []
         for member in self.members:

@@ -296,7 +296,13 @@ def finetune(
 def _vocabulary_of(pretrained_dir: Path | None) -> str:
     if pretrained_dir is None:
         return "ogb"
-    config = json.loads((pretrained_dir / "config.json").read_text())
+    path = pretrained_dir / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # e.g. a pickle in its place
+        raise InputError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("encoder", config), dict):
+        raise InputError(f"{path}: not a molft model config; a pretrained encoder comes from 'molft pretrain'")
     return config.get("encoder", config).get("vocabulary", "ogb")
 
 

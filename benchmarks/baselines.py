@@ -1,0 +1,266 @@
+"""Non-molft baselines for the benchmarks: a random forest on Morgan fingerprints, and chemprop.
+
+Both take the same inputs as molft's own methods (SMILES, labels with NaN for missing, and index
+arrays for the training subset, validation and test), so a benchmark hands every method the
+identical split. Both return scores for validation and test in the user's units
+(probabilities for classification, values for regression).
+
+* :func:`fit_random_forest`: one scikit-learn forest per task, on that task's labelled rows, in
+  one fixed, documented setting (``RF_SETTINGS``): Morgan radius 2, 2,048 bits; 500 trees;
+  ``class_weight="balanced_subsample"`` for classification; ``random_state`` = the seed. There is
+  nothing to select, so validation is only reported. ``n_jobs`` changes speed, never results
+  (scikit-learn draws every tree's seed from ``random_state`` before fanning out).
+* :func:`run_chemprop`: chemprop v2 through its command line (``chemprop train`` then
+  ``chemprop predict``), when the ``chemprop`` package is installed; :func:`chemprop_unavailable`
+  says why not otherwise. molft never installs it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rdkit import Chem, rdBase
+from rdkit.Chem import rdFingerprintGenerator
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+from molft.errors import InputError
+from molft.evaluate import CLASSIFICATION, REGRESSION
+
+#: the fixed random-forest setting, recorded with every result
+RF_SETTINGS = {
+    "fingerprint": "Morgan (rdFingerprintGenerator), radius 2, 2048 bits",
+    "radius": 2,
+    "n_bits": 2048,
+    "n_estimators": 500,
+    "class_weight": "balanced_subsample",
+    "max_features": "sqrt (classification) / 1.0 (regression): scikit-learn defaults",
+    "per_task": "one forest per task, fitted on that task's labelled training rows",
+}
+
+
+def morgan_fingerprints(smiles: Sequence[str], radius: int = 2, n_bits: int = 2048) -> np.ndarray:
+    """Morgan (ECFP-like) bit vectors.
+
+    Args:
+        smiles: [num_molecules] SMILES RDKit can parse.
+        radius: Morgan radius (2 is ECFP4).
+        n_bits: fingerprint length.
+
+    Returns:
+        [num_molecules, n_bits] uint8 0/1.
+
+    Raises:
+        InputError: naming the first SMILES RDKit cannot parse and its position.
+    """
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
+    out = np.zeros((len(smiles), n_bits), dtype=np.uint8)
+    with rdBase.BlockLogs():
+        for i, text in enumerate(smiles):
+            mol = Chem.MolFromSmiles(text)
+            if mol is None:
+                raise InputError(f"SMILES {i} ({text!r}) cannot be parsed; leave it out before fingerprinting")
+            out[i] = generator.GetFingerprintAsNumPy(mol)
+    return out
+
+
+@dataclass
+class BaselineResult:
+    """Scores of one baseline fit.
+
+    Attributes:
+        valid: [num_valid, num_tasks] scores (probabilities or values).
+        test: [num_test, num_tasks] scores.
+        info: facts for the record (settings, tasks predicted as a constant, epochs...).
+    """
+
+    valid: np.ndarray
+    test: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def fit_random_forest(
+    features: np.ndarray,
+    y: np.ndarray,
+    split: dict[str, np.ndarray],
+    task_type: str,
+    seed: int,
+    n_estimators: int = RF_SETTINGS["n_estimators"],
+    n_jobs: int = 1,
+) -> BaselineResult:
+    """One random forest per task on its labelled training rows; scores for validation and test.
+
+    A classification task whose training rows hold a single class (or none) cannot be fitted; it
+    is predicted as the constant fraction of positives (0.5 without labels), which scores ROC-AUC
+    0.5, and it is counted in ``info["constant_tasks"]``. Likewise a regression task without
+    training labels is predicted as 0.
+
+    Args:
+        features: [num_molecules, num_features] e.g. :func:`morgan_fingerprints`.
+        y: [num_molecules, num_tasks] labels, NaN = missing.
+        split: ``{"train", "valid", "test"}`` -> indices into ``features`` and ``y``.
+        task_type: ``"classification"`` or ``"regression"``.
+        seed: ``random_state`` of every forest.
+        n_estimators: trees per forest (the benchmark keeps the documented 500).
+        n_jobs: worker processes; results do not depend on it.
+    """
+    if task_type not in (CLASSIFICATION, REGRESSION):
+        raise InputError(f"task_type must be {CLASSIFICATION!r} or {REGRESSION!r}; got {task_type!r}")
+    y = np.asarray(y, dtype=np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    train, valid, test = split["train"], split["valid"], split["test"]
+    scores = {"valid": np.zeros((len(valid), y.shape[1])), "test": np.zeros((len(test), y.shape[1]))}
+    constant = []
+    for task in range(y.shape[1]):
+        rows = train[~np.isnan(y[train, task])]
+        labels = y[rows, task]
+        if len(labels) == 0 or (task_type == CLASSIFICATION and len(np.unique(labels)) < 2):
+            value = float(labels.mean()) if len(labels) else (0.5 if task_type == CLASSIFICATION else 0.0)
+            for part in scores:
+                scores[part][:, task] = value
+            constant.append(task)
+            continue
+        if task_type == CLASSIFICATION:
+            forest = RandomForestClassifier(
+                n_estimators=n_estimators, class_weight=RF_SETTINGS["class_weight"], n_jobs=n_jobs, random_state=seed
+            )
+            forest.fit(features[rows], labels.astype(int))
+            positive = list(forest.classes_).index(1)
+            scores["valid"][:, task] = forest.predict_proba(features[valid])[:, positive]
+            scores["test"][:, task] = forest.predict_proba(features[test])[:, positive]
+        else:
+            forest = RandomForestRegressor(n_estimators=n_estimators, n_jobs=n_jobs, random_state=seed)
+            forest.fit(features[rows], labels)
+            scores["valid"][:, task] = forest.predict(features[valid])
+            scores["test"][:, task] = forest.predict(features[test])
+    return BaselineResult(scores["valid"], scores["test"], {"constant_tasks": constant, "n_estimators": n_estimators})
+
+
+# --------------------------------------------------------------------------------------------
+# chemprop (v2 command line)
+
+
+def chemprop_command() -> list[str] | None:
+    """The ``chemprop`` executable: beside this Python first, else on PATH; None if absent."""
+    beside = Path(sys.executable).with_name("chemprop")
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("chemprop")
+    return [found] if found else None
+
+
+def chemprop_unavailable() -> str | None:
+    """Why chemprop cannot run here (None when it can): the package or its CLI is missing."""
+    if importlib.util.find_spec("chemprop") is None:
+        return "the 'chemprop' package is not installed (pip install chemprop); chemprop skipped"
+    if chemprop_command() is None:
+        return "the 'chemprop' package is importable but its 'chemprop' command is not on PATH; chemprop skipped"
+    return None
+
+
+def _run(command: list[str], log: Path) -> None:
+    with open(log, "a") as handle:
+        handle.write("$ " + " ".join(command) + "\n")
+        handle.flush()
+        done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, text=True)
+    if done.returncode != 0:
+        tail = "".join(log.read_text().splitlines(keepends=True)[-20:])
+        raise RuntimeError(f"{command[0]} {command[1]} failed (exit {done.returncode}); last lines of {log}:\n{tail}")
+
+
+def _best_epoch(output_dir: Path) -> int | None:
+    """Epoch (1-based) of chemprop's best checkpoint, read from its name ``best-epoch=K-...ckpt``."""
+    for checkpoint in sorted(output_dir.glob("**/checkpoints/best*.ckpt")):
+        match = re.search(r"epoch=(\d+)", checkpoint.name)
+        if match:
+            return int(match.group(1)) + 1
+    return None
+
+
+def run_chemprop(
+    smiles: Sequence[str],
+    y: np.ndarray,
+    split: dict[str, np.ndarray],
+    task_type: str,
+    seed: int,
+    epochs: int | None = None,
+    device: str = "cpu",
+    workdir: str | Path | None = None,
+    command: Sequence[str] | None = None,
+) -> BaselineResult:
+    """Train chemprop v2 on the given split through its CLI and score validation and test.
+
+    Writes one CSV (``smiles``, targets renamed ``t0..tN`` so any column name works, and a
+    ``split`` column of ``train``/``val``/``test``), runs ``chemprop train --splits-column split``
+    (chemprop selects its best epoch on validation itself), then ``chemprop predict`` with the
+    saved best model on the validation and test SMILES.
+
+    Args:
+        smiles: [num_molecules] SMILES.
+        y: [num_molecules, num_tasks] labels, NaN = missing.
+        split: ``{"train", "valid", "test"}`` -> indices into ``smiles`` / ``y``.
+        task_type: ``"classification"`` or ``"regression"``.
+        seed: ``--pytorch-seed`` and ``--data-seed``.
+        epochs: ``--epochs`` (chemprop's default, 50, when None).
+        device: ``cpu`` or ``cuda[:k]`` (mapped to ``--accelerator gpu --devices 1``).
+        workdir: where to keep the CSVs, model and log (a temporary folder, removed, when None).
+        command: the chemprop executable (default: :func:`chemprop_command`).
+
+    Raises:
+        RuntimeError: when chemprop is unavailable or a command fails (with the log's last lines).
+    """
+    command = list(command) if command is not None else chemprop_command()
+    if command is None:
+        raise RuntimeError(chemprop_unavailable() or "chemprop command not found")
+    y = np.asarray(y, dtype=np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    targets = [f"t{j}" for j in range(y.shape[1])]
+    with tempfile.TemporaryDirectory(prefix="molft-chemprop-") as scratch:
+        folder = Path(workdir) if workdir is not None else Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        log = folder / "chemprop.log"
+        parts = [("train", split["train"]), ("val", split["valid"]), ("test", split["test"])]
+        rows = np.concatenate([indices for _, indices in parts])
+        frame = pd.DataFrame(y[rows], columns=targets)
+        frame.insert(0, "smiles", [smiles[i] for i in rows])
+        frame["split"] = np.concatenate([[name] * len(indices) for name, indices in parts])
+        frame.to_csv(folder / "data.csv", index=False)
+        accelerator = ["--accelerator", "gpu", "--devices", "1"] if device.startswith("cuda") else ["--accelerator", "cpu"]
+        train = [
+            *command, "train", "--data-path", str(folder / "data.csv"), "--smiles-columns", "smiles",
+            "--target-columns", *targets, "--splits-column", "split", "--task-type", task_type,
+            "--output-dir", str(folder / "model"), "--pytorch-seed", str(seed), "--data-seed", str(seed),
+            *(["--epochs", str(epochs)] if epochs is not None else []), *accelerator,
+        ]
+        started = time.perf_counter()
+        _run(train, log)
+        models = sorted((folder / "model").glob("**/best.pt")) or sorted((folder / "model").glob("**/best*.ckpt"))
+        if not models:
+            raise RuntimeError(f"chemprop train wrote no best.pt under {folder / 'model'}; see {log}")
+        scores = {}
+        for part, indices in (("valid", split["valid"]), ("test", split["test"])):
+            inputs, outputs = folder / f"{part}.csv", folder / f"{part}_preds.csv"
+            pd.DataFrame({"smiles": [smiles[i] for i in indices]}).to_csv(inputs, index=False)
+            _run([*command, "predict", "--test-path", str(inputs), "--smiles-columns", "smiles",
+                  "--model-paths", str(models[0]), "--preds-path", str(outputs), *accelerator], log)
+            predicted = pd.read_csv(outputs).drop(columns=["smiles"])
+            if predicted.shape != (len(indices), len(targets)):
+                raise RuntimeError(
+                    f"chemprop predict wrote {predicted.shape[1]} prediction column(s) for {predicted.shape[0]} "
+                    f"molecules in {outputs}; expected {len(targets)} for {len(indices)}"
+                )
+            scores[part] = predicted.to_numpy(dtype=np.float64)
+        info = {"best_epoch": _best_epoch(folder / "model"), "epochs": epochs or 50,
+                "chemprop_seconds": time.perf_counter() - started}
+    return BaselineResult(scores["valid"], scores["test"], info)

@@ -1,0 +1,939 @@
+"""Label efficiency: how many labels does pretraining save? Test metric vs. number of training labels.
+
+For each dataset (from molft's registry), the scaffold split gives fixed validation and test sets.
+From the labelled training molecules, :func:`molft.data.splits.label_budgets` draws nested
+subsets of 100, 300, 1,000, 3,000 and 10,000 molecules (capped at the training set; budgets that
+cap to the same size run once). For a given (budget, seed) every method trains on the *same*
+molecules (each run records a hash of their rows), and ``seed`` is both the subset seed and the
+model seed. Methods:
+
+* ``pretrained``: molft fine-tuning (:func:`molft.finetune.train._train_member`, the recipe of
+  :func:`~molft.finetune.recipe.choose_recipe` for that many labels) from each ``--pretrained``
+  encoder, named ``pretrained:<directory name>``;
+* ``frozen``: molft's instant mode (:func:`molft.finetune.frozen.fit_frozen_member`: a linear
+  model on frozen embeddings, its strength chosen on validation), ``frozen:<directory name>``;
+* ``scratch``: the same GIN (the first pretrained encoder's architecture, else ``--num-layers`` x
+  ``--hidden-dim``) trained from random weights with molft's from-scratch recipe;
+* ``rf``: a random forest on Morgan fingerprints in one fixed setting
+  (:data:`benchmarks.baselines.RF_SETTINGS`);
+* ``chemprop``: chemprop v2 through its CLI, when installed (skipped with a message otherwise).
+
+GNNs report the test metric at the best-validation epoch (the model is restored to that epoch);
+nothing is ever selected on test. Each finished (dataset, method, budget, seed) run is appended at
+once to ``<results>/label_efficiency_runs.jsonl``; a rerun skips runs already there (with the same
+data file, split and settings), so an interrupted benchmark resumes where it stopped.
+
+    python -m benchmarks.label_efficiency --datasets bbbp,hiv --budgets 100,300,1000 --seeds 5 \\
+        --methods pretrained,frozen,scratch,rf [--pretrained DIR[,DIR...]] [--device cuda]
+
+Writes ``<results>/label_efficiency.json`` (every run, mean ± std per cell, label equivalence),
+``label_efficiency.md``, ``label_efficiency_<dataset>.png`` (metric vs labels, log x, ±std bands)
+and ``label_efficiency_equivalence.png`` (from-scratch labels needed to match the pretrained
+model at 100 and 1,000 labels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch_geometric.loader import DataLoader
+from tqdm.auto import tqdm
+
+from molft.checkpoints import load_encoder
+from molft.data.dataset import GraphDataset
+from molft.data.registry import LoadedDataset, load_dataset
+from molft.data.splits import DEFAULT_BUDGETS, label_budgets
+from molft.errors import InputError
+from molft.evaluate import CLASSIFICATION, evaluate, higher_is_better
+from molft.finetune.frozen import fit_frozen_member
+from molft.finetune.recipe import TargetScaler, choose_recipe
+from molft.finetune.train import _scores, _train_member
+from molft.models.encoder import EncoderConfig
+from molft.pretrained import resolve_pretrained
+from molft.runtime import resolve_device, run_metadata, write_json_atomic
+
+from benchmarks.baselines import RF_SETTINGS, chemprop_unavailable, fit_random_forest, morgan_fingerprints, run_chemprop
+
+logger = logging.getLogger(__name__)
+
+NAME = "label_efficiency"
+RESULTS = Path(__file__).parent / "results"
+KINDS = ("pretrained", "frozen", "scratch", "rf", "chemprop")
+#: label counts at which the pretrained model is compared with from-scratch training
+REFERENCE_BUDGETS = (100, 1000)
+
+
+# --------------------------------------------------------------------------------------------
+# methods and data
+
+
+@dataclass(frozen=True)
+class Method:
+    """One column of the benchmark.
+
+    Attributes:
+        name: shown in tables (``scratch``, ``rf``, ``pretrained:<dir>``, ``frozen:<dir>``...).
+        kind: one of ``KINDS``.
+        pretrained: the encoder directory (pretrained and frozen only).
+        encoder: the architecture (GNN methods).
+        settings: everything else that fixes its results; part of the resume key.
+    """
+
+    name: str
+    kind: str
+    pretrained: Path | None = None
+    encoder: EncoderConfig | None = None
+    settings: str = ""
+
+
+@dataclass
+class BenchmarkDataset:
+    """A registry dataset ready for the benchmark: graphs per vocabulary, the split, the budgets.
+
+    Attributes:
+        name: the registry name.
+        by_vocabulary: the loaded dataset per feature vocabulary (same molecules and split in each).
+        train: the labelled training molecules (indices), from which budgets are drawn.
+        budgets: requested budget -> label count, one entry per distinct label count.
+    """
+
+    name: str
+    by_vocabulary: dict[str, LoadedDataset]
+    train: np.ndarray
+    budgets: dict[int, int]
+    _fingerprints: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def base(self) -> LoadedDataset:
+        return next(iter(self.by_vocabulary.values()))
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.base.y
+
+    def fingerprints(self) -> np.ndarray:
+        """Morgan fingerprints of every molecule (computed once)."""
+        if self._fingerprints is None:
+            self._fingerprints = morgan_fingerprints(self.base.smiles, RF_SETTINGS["radius"], RF_SETTINGS["n_bits"])
+        return self._fingerprints
+
+    def subsets(self, seed: int) -> dict[int, np.ndarray]:
+        """Requested budget -> the training indices of that budget for ``seed`` (nested)."""
+        drawn = label_budgets(self.train, self.y, sorted(self.budgets), seed=seed, task_type=self.base.task_type)
+        return {budget: drawn[budget] for budget in self.budgets}
+
+    def split(self, train: np.ndarray) -> dict[str, np.ndarray]:
+        return {"train": train, "valid": self.base.split["valid"], "test": self.base.split["test"]}
+
+    def rows_digest(self, indices: np.ndarray) -> str:
+        """A hash of the file rows of ``indices``: equal digests mean the same molecules."""
+        rows = np.sort(self.base.row_index[indices]).astype(np.int64)
+        return hashlib.sha256(rows.tobytes()).hexdigest()[:16]
+
+
+def effective_budgets(budgets: Sequence[int], num_train: int) -> dict[int, int]:
+    """Requested budget -> label count (capped at ``num_train``); budgets that cap alike run once.
+
+    Example:
+        >>> effective_budgets([100, 300, 3000, 10000], 1631)
+        {100: 100, 300: 300, 3000: 1631}
+    """
+    result: dict[int, int] = {}
+    for budget in sorted(set(int(b) for b in budgets)):
+        count = min(budget, num_train)
+        if count > 0 and count not in result.values():
+            result[budget] = count
+    return result
+
+
+def prepare_dataset(
+    name: str, budgets: Sequence[int], vocabularies: Sequence[str], data_dir: str | Path | None, split: str
+) -> BenchmarkDataset:
+    """Load ``name`` once per vocabulary and check that every copy has the same molecules and split."""
+    by_vocabulary: dict[str, LoadedDataset] = {}
+    for vocabulary in dict.fromkeys(vocabularies):
+        loaded = load_dataset(name, data_dir, vocab=vocabulary, split=split)
+        if by_vocabulary:
+            base = next(iter(by_vocabulary.values()))
+            same = np.array_equal(base.row_index, loaded.row_index) and all(
+                np.array_equal(base.split[p], loaded.split[p]) for p in base.split
+            )
+            if not same:
+                raise InputError(
+                    f"{name}: the {vocabulary!r} and {base.vocabulary!r} featurizations keep different molecules, "
+                    "so methods would not see identical splits; compare encoders of one vocabulary at a time"
+                )
+        by_vocabulary[vocabulary] = loaded
+    base = next(iter(by_vocabulary.values()))
+    train = base.split["train"]
+    train = train[~np.isnan(base.y[train]).all(axis=1)]  # a budget counts labelled molecules
+    return BenchmarkDataset(name=base.info.name, by_vocabulary=by_vocabulary, train=train,
+                            budgets=effective_budgets(budgets, len(train)))
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def _encoder_names(directories: Sequence[Path]) -> list[str]:
+    """Each directory's name, with as many parent folders as it takes to tell them apart."""
+    depth = 1
+    while True:
+        names = ["/".join(d.resolve().parts[-depth:]) for d in directories]
+        if len(set(names)) == len(names) or depth > 8:
+            return names
+        depth += 1
+
+
+def resolve_methods(
+    kinds: Sequence[str],
+    pretrained: Sequence[str],
+    max_epochs: int | None,
+    scratch_encoder: EncoderConfig,
+) -> tuple[list[Method], dict[str, str]]:
+    """Turn ``--methods`` and ``--pretrained`` into methods; say why any are skipped.
+
+    ``--pretrained default`` that is not installed yet skips ``pretrained`` and ``frozen`` with a
+    message; any other pretrained path that is not an encoder directory is an error. ``scratch``
+    uses the first encoder's architecture (so it does not depend on which other methods run), or
+    ``scratch_encoder`` when there is none.
+
+    Returns:
+        the methods, and skipped method kind -> reason.
+    """
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise InputError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(KINDS)}")
+    skipped: dict[str, str] = {}
+    encoders: list[tuple[Path, EncoderConfig, str]] = []
+    if {"pretrained", "frozen", "scratch"} & set(kinds):  # scratch copies the first encoder's architecture
+        directories = []
+        missing_default = None
+        for spec in pretrained:
+            try:
+                directories.append(resolve_pretrained(spec))
+            except InputError as error:
+                if spec != "default":
+                    raise
+                missing_default = f"no pretrained encoder: {error}"
+        directories = [d for d in directories if d is not None]
+        for kind in ("pretrained", "frozen"):
+            if kind not in kinds:
+                continue
+            if not directories:
+                skipped[kind] = missing_default or "no pretrained encoder given (--pretrained none)"
+            elif missing_default:
+                skipped[f"{kind}:default"] = missing_default
+        for directory in directories:
+            encoder, _ = load_encoder(directory)
+            encoders.append((directory, encoder.config, _file_digest(directory / "model.safetensors")))
+    epochs = f"max_epochs={max_epochs if max_epochs is not None else 'recipe'}"
+    methods: list[Method] = []
+    names = _encoder_names([d for d, _, _ in encoders])
+    for kind in kinds:
+        if kind in skipped:
+            continue
+        if kind in ("pretrained", "frozen"):
+            for (directory, config, digest), name in zip(encoders, names):
+                settings = f"encoder={digest}" + (f";{epochs}" if kind == "pretrained" else "")
+                methods.append(Method(f"{kind}:{name}", kind, directory, config, settings))
+        elif kind == "scratch":
+            architecture = encoders[0][1] if encoders else scratch_encoder
+            arch = f"{architecture.num_layers}x{architecture.hidden_dim}-{architecture.vocabulary}-jk={architecture.jk}"
+            methods.append(Method("scratch", kind, None, architecture, f"arch={arch};{epochs}"))
+        elif kind == "rf":
+            methods.append(Method("rf", kind, settings=f"rf={RF_SETTINGS['n_estimators']}trees-morgan2-2048"))
+        else:
+            reason = chemprop_unavailable()
+            if reason:
+                skipped[kind] = reason
+            else:
+                methods.append(Method("chemprop", kind, settings=f"epochs={max_epochs or 50}"))
+    return methods, skipped
+
+
+# --------------------------------------------------------------------------------------------
+# one run
+
+
+@dataclass
+class _AssayView:
+    """The parts of :class:`molft.data.assay.Assay` that ``_train_member`` and ``fit_frozen_member`` read.
+
+    A registry dataset has no featurized table; this view gives the trainers its graphs, targets,
+    task type and vocabulary, so the benchmark reuses molft's training code instead of copying it.
+    """
+
+    dataset: GraphDataset
+    targets: list[str]
+    task_type: str
+    vocabulary: str
+
+    @property
+    def table(self) -> Any:
+        return _TableMeta({"vocabulary": self.vocabulary})
+
+
+@dataclass
+class _TableMeta:
+    meta: dict[str, str]
+
+
+def _view(loaded: LoadedDataset, split: dict[str, np.ndarray]) -> tuple[_AssayView, dict[str, np.ndarray]]:
+    """An assay of only the molecules this run touches, and the split re-indexed into it."""
+    used = np.unique(np.concatenate(list(split.values())))
+    local = {part: np.searchsorted(used, indices) for part, indices in split.items()}
+    view = _AssayView(loaded.dataset.subset(used), list(loaded.task_names), loaded.task_type, loaded.vocabulary)
+    return view, local
+
+
+def _metrics(y: np.ndarray, scores: np.ndarray, task_type: str) -> dict[str, float]:
+    return {k: v for k, v in evaluate(y, scores, task_type).items() if k != "per_task"}
+
+
+def run_gnn(data: BenchmarkDataset, method: Method, train: np.ndarray, seed: int, max_epochs: int | None,
+            device: torch.device) -> dict[str, Any]:
+    """Fine-tune, fit the frozen head, or train from scratch on ``train``; scores at the best-validation epoch."""
+    vocabulary = method.encoder.vocabulary if method.encoder is not None else "ogb"
+    loaded = data.by_vocabulary[vocabulary]
+    view, split = _view(loaded, data.split(train))
+    y = view.dataset.y.numpy()
+    scaler = TargetScaler.fit(y[split["train"]]) if view.task_type != CLASSIFICATION else None
+    info: dict[str, Any] = {}
+    if method.kind == "frozen":
+        # Model seed 0: fit_frozen_member bootstraps the training set for seeds > 0 (ensemble
+        # diversity), which would change the molecules this method sees. Its fit is deterministic.
+        model, member = fit_frozen_member(view, split, 0, method.pretrained, device, scaler)
+        info.update(best_epoch=None, epochs_run=None, model_seed=0, recipe="frozen-linear",
+                    strengths=member["strengths"])
+    else:
+        recipe = choose_recipe(len(train), pretrained=method.pretrained is not None)
+        if max_epochs is not None:
+            recipe = replace(recipe, max_epochs=max_epochs)
+        epochs: list[dict] = []
+        model, member = _train_member(view, split, seed, recipe, method.pretrained, scaler, device, False, epochs,
+                                      method.encoder)
+        info.update(best_epoch=member["best_epoch"], epochs_run=member["epochs_run"], model_seed=seed,
+                    recipe=recipe.name, max_epochs=recipe.max_epochs, patience=recipe.patience)
+    scores = {}
+    for part in ("valid", "test"):
+        loader = DataLoader(view.dataset.subset(split[part]), batch_size=256)
+        scores[part] = _metrics(y[split[part]], _scores(model, loader, view.task_type, scaler, device), view.task_type)
+    return {"valid_metrics": scores["valid"], "test_metrics": scores["test"], **info}
+
+
+def run_baseline(data: BenchmarkDataset, method: Method, train: np.ndarray, seed: int, max_epochs: int | None,
+                 device: torch.device, rf_jobs: int = 1) -> dict[str, Any]:
+    """The random forest or chemprop on ``train``."""
+    split = data.split(train)
+    task_type = data.base.task_type
+    if method.kind == "rf":
+        result = fit_random_forest(data.fingerprints(), data.y, split, task_type, seed, n_jobs=rf_jobs)
+        info = {"best_epoch": None, "epochs_run": None, "model_seed": seed, "constant_tasks": len(result.info["constant_tasks"])}
+    else:
+        result = run_chemprop(data.base.smiles, data.y, split, task_type, seed, epochs=max_epochs, device=str(device))
+        info = {"best_epoch": result.info["best_epoch"], "epochs_run": result.info["epochs"], "model_seed": seed}
+    y = data.y
+    return {"valid_metrics": _metrics(y[split["valid"]], result.valid, task_type),
+            "test_metrics": _metrics(y[split["test"]], result.test, task_type), **info}
+
+
+# --------------------------------------------------------------------------------------------
+# the runs file
+
+
+def run_key(record: dict[str, Any]) -> tuple:
+    """What identifies a run: a rerun with an equal key is skipped."""
+    return (record["dataset"], record["split"], record["data_sha256"], record["method"], record["settings"],
+            int(record["n_labels"]), int(record["seed"]))
+
+
+def read_runs(path: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of the runs file (a line torn by a crash is skipped with a warning)."""
+    if not path.is_file():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            logger.warning("%s: line %d is not complete JSON (an interrupted write?); ignoring it", path, number)
+    return records
+
+
+def append_run(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line with a single ``write`` on an ``O_APPEND`` descriptor, then fsync.
+
+    A line torn by a crash is left on its own line: a new record starts on a fresh line.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, default=str) + "\n"
+    descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(descriptor).st_size
+        if size and os.pread(descriptor, 1, size - 1) != b"\n":
+            line = "\n" + line
+        os.write(descriptor, line.encode())
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# --------------------------------------------------------------------------------------------
+# summaries
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    finite = [v for v in values if v is not None and not math.isnan(v)]
+    if not finite:
+        return None, None
+    return float(np.mean(finite)), (float(np.std(finite, ddof=1)) if len(finite) > 1 else None)
+
+
+def aggregate(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± sample std (ddof=1) over seeds per (dataset, method, label count)."""
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault((record["dataset"], record["method"], record["n_labels"]), []).append(record)
+    rows = []
+    for (dataset, method, n_labels), runs in sorted(groups.items()):
+        test_mean, test_std = _mean_std([r["test"] for r in runs])
+        valid_mean, valid_std = _mean_std([r["valid"] for r in runs])
+        epochs, _ = _mean_std([r["best_epoch"] for r in runs if r.get("best_epoch") is not None])
+        wall, _ = _mean_std([r["wall_s"] for r in runs])
+        rows.append({
+            "dataset": dataset, "method": method, "kind": runs[0]["kind"], "budget": runs[0]["budget"],
+            "n_labels": n_labels, "metric": runs[0]["metric"], "seeds": sorted(r["seed"] for r in runs),
+            "test_mean": test_mean, "test_std": test_std, "valid_mean": valid_mean, "valid_std": valid_std,
+            "best_epoch_mean": epochs, "wall_s_mean": wall,
+        })
+    return rows
+
+
+def labels_to_match(curve: Sequence[tuple[float, float]], target: float, higher_better: bool) -> tuple[float | None, str]:
+    """Fewest labels at which a learning curve reaches ``target``, interpolating on log(labels).
+
+    Args:
+        curve: (labels, score) points, e.g. from-scratch mean test ROC-AUC per budget.
+        target: the score to reach (e.g. the pretrained model's at 100 labels).
+        higher_better: whether larger scores are better.
+
+    Returns:
+        ``(labels, "interpolated")`` at the first crossing; ``(smallest, "at_or_below_smallest")``
+        when the curve already reaches ``target`` at its smallest budget; ``(None, "not_reached")``
+        when it never does within the tested budgets.
+
+    Example:
+        >>> labels, status = labels_to_match([(100, 0.70), (1000, 0.80)], 0.75, True)
+        >>> round(labels), status
+        (316, 'interpolated')
+    """
+    points = sorted((float(n), float(s)) for n, s in curve if s is not None and not math.isnan(s))
+    reaches = (lambda s: s >= target) if higher_better else (lambda s: s <= target)
+    if not points:
+        return None, "not_reached"
+    if reaches(points[0][1]):
+        return points[0][0], "at_or_below_smallest"
+    for (n0, s0), (n1, s1) in zip(points, points[1:]):
+        if reaches(s1):
+            fraction = (target - s0) / (s1 - s0)
+            return float(math.exp(math.log(n0) + fraction * (math.log(n1) - math.log(n0)))), "interpolated"
+    return None, "not_reached"
+
+
+def label_equivalence(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each pretrained-encoder method and reference budget: from-scratch labels that match it."""
+    result = []
+    for dataset in sorted({r["dataset"] for r in rows}):
+        here = [r for r in rows if r["dataset"] == dataset]
+        scratch = [(r["n_labels"], r["test_mean"]) for r in here if r["kind"] == "scratch"]
+        if not scratch:
+            continue
+        tested = max(n for n, _ in scratch)
+        for row in here:
+            if row["kind"] not in ("pretrained", "frozen") or row["budget"] not in REFERENCE_BUDGETS:
+                continue
+            if row["test_mean"] is None:
+                continue
+            labels, status = labels_to_match(scratch, row["test_mean"], higher_is_better(row["metric"]))
+            result.append({
+                "dataset": dataset, "method": row["method"], "reference_budget": row["budget"],
+                "reference_labels": row["n_labels"], "target": row["test_mean"], "metric": row["metric"],
+                "scratch_labels": labels, "status": status, "max_scratch_labels": tested,
+                "ratio": None if labels is None else labels / row["n_labels"],
+            })
+    return result
+
+
+def _equivalence_text(entry: dict[str, Any]) -> str:
+    if entry["status"] == "not_reached":
+        return f"not reached within tested budgets (> {entry['max_scratch_labels']:,})"
+    if entry["status"] == "at_or_below_smallest":
+        return f"≤ {entry['scratch_labels']:,.0f} (scratch matches at its smallest budget)"
+    return f"≈ {entry['scratch_labels']:,.0f} ({entry['ratio']:.1f}×)"
+
+
+def _cell(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:.3f} ± {std:.3f}" if std is not None else f"{mean:.3f}"
+
+
+def _matrix(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    counts = sorted({r["n_labels"] for r in rows})
+    header = ["method", *[f"{n:,}" for n in counts]]
+    table = []
+    for method in methods:
+        by_count = {r["n_labels"]: r for r in rows if r["method"] == method}
+        if by_count:
+            table.append([method, *[_cell(by_count[n]["test_mean"], by_count[n]["test_std"]) if n in by_count else "—"
+                                    for n in counts]])
+    return header, table
+
+
+def _markdown_table(header: list[str], table: list[list[str]], right_from: int = 1) -> list[str]:
+    align = "|" + "|".join("---" if i < right_from else "---:" for i in range(len(header))) + "|"
+    return ["| " + " | ".join(header) + " |", align, *("| " + " | ".join(row) + " |" for row in table)]
+
+
+def _text_table(header: list[str], table: list[list[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in [header, *table]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in [header, *table]]
+    return "\n".join(lines)
+
+
+def aggregate_across(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[dict[str, Any]]:
+    """Per method and requested budget: mean rank over datasets (1 = best), and mean ROC-AUC over
+    the classification datasets, counting only datasets where every method has that budget."""
+    result = []
+    datasets = sorted({r["dataset"] for r in rows})
+    for budget in sorted({r["budget"] for r in rows}):
+        ranks: dict[str, list[float]] = {m: [] for m in methods}
+        aucs: dict[str, list[float]] = {m: [] for m in methods}
+        counted = []
+        for dataset in datasets:
+            here = {r["method"]: r for r in rows if r["dataset"] == dataset and r["budget"] == budget}
+            if any(m not in here or here[m]["test_mean"] is None for m in methods):
+                continue
+            counted.append(dataset)
+            metric = here[methods[0]]["metric"]
+            ordered = sorted(methods, key=lambda m: here[m]["test_mean"], reverse=higher_is_better(metric))
+            for rank, method in enumerate(ordered, start=1):
+                ranks[method].append(rank)
+                if metric == "roc_auc":
+                    aucs[method].append(here[method]["test_mean"])
+        for method in methods:
+            if ranks[method]:
+                result.append({"budget": budget, "method": method, "datasets": counted,
+                               "mean_rank": float(np.mean(ranks[method])),
+                               "mean_roc_auc": float(np.mean(aucs[method])) if aucs[method] else None,
+                               "roc_auc_datasets": len(aucs[method])})
+    return result
+
+
+def _hardware() -> dict[str, Any]:
+    cpu = platform.processor() or None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def plot_dataset(path: Path, dataset: str, rows: Sequence[dict[str, Any]], methods: Sequence[str], command: str) -> None:
+    """Test metric vs labels (log x), one line per method with a ±std band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.8))
+    metric = rows[0]["metric"]
+    for method in methods:
+        points = sorted((r["n_labels"], r["test_mean"], r["test_std"] or 0.0) for r in rows
+                        if r["method"] == method and r["test_mean"] is not None)
+        if not points:
+            continue
+        n, mean, std = (np.asarray(v, dtype=float) for v in zip(*points))
+        line, = axis.plot(n, mean, marker="o", label=method)
+        axis.fill_between(n, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    counts = sorted({r["n_labels"] for r in rows})
+    axis.set_xscale("log")
+    axis.set_xticks(counts, [f"{c:,}" for c in counts])
+    axis.minorticks_off()
+    better = "higher" if higher_is_better(metric) else "lower"
+    seeds = max(len(r["seeds"]) for r in rows)
+    axis.set(xlabel="labelled training molecules (log scale)", ylabel=f"test {metric} ({better} is better)",
+             title=f"{dataset}: test {metric} vs labels (mean ± std, up to {seeds} seeds)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.text(0.01, 0.005, command, fontsize=6, family="monospace")
+    figure.tight_layout(rect=(0, 0.03, 1, 1))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_equivalence(path: Path, rows: Sequence[dict[str, Any]], equivalence: Sequence[dict[str, Any]], command: str) -> None:
+    """Per dataset: the from-scratch curve, the pretrained levels at 100 / 1,000 labels, and where they cross."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({e["dataset"] for e in equivalence})
+    figure, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
+    for axis, dataset in zip(axes[0], datasets):
+        scratch = sorted((r["n_labels"], r["test_mean"]) for r in rows
+                         if r["dataset"] == dataset and r["kind"] == "scratch" and r["test_mean"] is not None)
+        n, mean = zip(*scratch)
+        axis.plot(n, mean, marker="o", color="black", label="scratch")
+        for index, entry in enumerate(e for e in equivalence if e["dataset"] == dataset):
+            color = f"C{index}"
+            label = f"{entry['method']} @ {entry['reference_labels']:,}: {_equivalence_text(entry)}"
+            axis.axhline(entry["target"], color=color, linestyle="--", linewidth=1, label=label)
+            axis.plot([entry["reference_labels"]], [entry["target"]], marker="s", color=color)
+            if entry["scratch_labels"] is not None:
+                axis.plot([entry["scratch_labels"]], [entry["target"]], marker="*", markersize=12, color=color)
+        axis.set_xscale("log")
+        axis.set_xticks(list(n), [f"{c:,}" for c in n])
+        axis.minorticks_off()
+        metric = next(r["metric"] for r in rows if r["dataset"] == dataset)
+        axis.set(xlabel="labelled training molecules (log scale)", ylabel=f"test {metric}",
+                 title=f"{dataset}: from-scratch labels matching pretrained")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=6, loc="best")
+    figure.text(0.01, 0.005, command, fontsize=6, family="monospace")
+    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _clean(value: Any) -> Any:
+    """JSON without NaN: NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_markdown(path: Path, result: dict[str, Any]) -> None:
+    settings = result["settings"]
+    hardware = result["hardware"]
+    run = result["run"]
+    lines = [
+        "# Label efficiency: test metric vs number of training labels",
+        "",
+        f"Command: `{result['command']}`",
+        "",
+        f"- Finished {result['finished_at']}; this invocation took {result['elapsed_s'] / 60:.1f} min wall "
+        f"({result['runs_executed']} run(s) executed now, {result['runs_reused']} reused from "
+        f"`{result['runs_file']}`); the {len(result['runs'])} runs reported took {result['run_seconds_total'] / 60:.1f} "
+        "min in total.",
+        f"- Hardware: {hardware['cpu'] or 'unknown CPU'}, {hardware['cpu_count']} cores, torch threads "
+        f"{hardware['torch_threads']}, device {settings['device']}"
+        + (f" ({hardware['gpu']})" if hardware["gpu"] else "") + ".",
+        f"- Versions: molft {run['molft']}, torch {run['torch']}, PyG {run['torch_geometric']}, RDKit {run['rdkit']}, "
+        f"scikit-learn {result['sklearn']}; git {run.get('git_sha') or 'unknown'}.",
+        f"- Protocol: {settings['split']} split (Hu et al. 2020 / OGB), fixed validation and test; nested label budgets "
+        f"from `label_budgets` over the labelled training molecules, identical for every method (each run records "
+        f"`train_rows_sha256`); seed = budget seed = model seed, seeds {settings['seeds']}. GNNs: test metric at the "
+        f"best-validation epoch; max epochs {settings['max_epochs'] or 'as the recipe (scratch 100, fine-tune 40)'}"
+        f"{' (a short cap: a smoke-test setting, not the real benchmark)' if settings['max_epochs'] and settings['max_epochs'] < 30 else ''}. "
+        "Frozen: linear head on frozen embeddings, strength chosen on validation, model seed 0 (deterministic; the "
+        "spread is the subset's). RF: Morgan r=2, 2,048 bits, 500 trees, class_weight=balanced_subsample, one forest "
+        "per task, random_state = seed, no selection.",
+        f"- Mean ± sample std (ddof=1) over seeds; budgets above the training set are capped at it and run once.",
+    ]
+    for kind, reason in result["skipped"].items():
+        lines.append(f"- Skipped `{kind}`: {reason}")
+    for name, info in result["datasets"].items():
+        rows = [r for r in result["aggregates"] if r["dataset"] == name]
+        if not rows:
+            continue
+        metric = rows[0]["metric"]
+        better = "higher" if higher_is_better(metric) else "lower"
+        sizes = info["split_sizes"]
+        lines += [
+            "", f"## {name}: test {metric} ({better} is better)", "",
+            f"{info['molecules']:,} molecules, {info['tasks']} task(s); {settings['split']} split train/valid/test "
+            f"{sizes['train']:,} / {sizes['valid']:,} / {sizes['test']:,} ({info['train_labelled']:,} labelled "
+            "training molecules).", "",
+        ]
+        header, table = _matrix(rows, result["methods"])
+        lines += _markdown_table(header, table)
+        lines += ["", "| method | labels | seeds | test | valid | best epoch (mean) | wall s (mean) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for method in result["methods"]:
+            for row in sorted((r for r in rows if r["method"] == method), key=lambda r: r["n_labels"]):
+                epoch = "—" if row["best_epoch_mean"] is None else f"{row['best_epoch_mean']:.1f}"
+                lines.append(f"| {method} | {row['n_labels']:,} | {len(row['seeds'])} | "
+                             f"{_cell(row['test_mean'], row['test_std'])} | {_cell(row['valid_mean'], row['valid_std'])} | "
+                             f"{epoch} | {row['wall_s_mean']:.1f} |")
+        lines += ["", f"![{name}]({NAME}_{name.lower()}.png)"]
+    if len(result["datasets"]) > 1 and result["across"]:
+        lines += ["", "## Aggregate over datasets", "",
+                  "Mean rank over datasets (1 = best; only datasets where every method ran at that budget) and "
+                  "mean test ROC-AUC over the classification datasets among them.", "",
+                  "| budget | method | datasets | mean rank | mean ROC-AUC |", "|---:|---|---:|---:|---:|"]
+        for row in result["across"]:
+            auc = "—" if row["mean_roc_auc"] is None else f"{row['mean_roc_auc']:.3f}"
+            lines.append(f"| {row['budget']:,} | {row['method']} | {len(row['datasets'])} | {row['mean_rank']:.2f} | {auc} |")
+    lines += ["", "## Label equivalence", ""]
+    if result["equivalence"]:
+        lines += ["From-scratch labels needed to match the pretrained model's mean test metric at 100 and 1,000 labels "
+                  "(linear interpolation of the from-scratch mean curve on log(labels); first crossing).", "",
+                  "| dataset | method | at labels | its test metric | from-scratch labels to match |",
+                  "|---|---|---:|---:|---|"]
+        for entry in result["equivalence"]:
+            lines.append(f"| {entry['dataset']} | {entry['method']} | {entry['reference_labels']:,} | "
+                         f"{entry['target']:.3f} | {_equivalence_text(entry)} |")
+        lines += ["", f"![label equivalence]({NAME}_equivalence.png)"]
+    else:
+        lines.append("Not computed: it needs `scratch` and a pretrained method (`pretrained` or `frozen`) run at "
+                     "100 or 1,000 labels.")
+    path.write_text("\n".join(lines) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# the benchmark
+
+
+def run_benchmark(
+    datasets: Sequence[str],
+    budgets: Sequence[int] = DEFAULT_BUDGETS,
+    seeds: int = 5,
+    methods: Sequence[str] = KINDS,
+    pretrained: Sequence[str] = ("default",),
+    max_epochs: int | None = None,
+    device: str | None = None,
+    data_dir: str | Path | None = None,
+    results_dir: str | Path = RESULTS,
+    split: str = "scaffold",
+    scratch_encoder: EncoderConfig | None = None,
+    rf_jobs: int = 1,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Run every missing (dataset, method, budget, seed) and write the results (see the module docstring).
+
+    Args:
+        datasets: registry names.
+        budgets: label budgets (capped at each training set).
+        seeds: seeds 0..seeds-1 (each the subset seed and the model seed).
+        methods: kinds from ``KINDS``.
+        pretrained: encoder directories or shipped names for ``pretrained`` and ``frozen``.
+        max_epochs: cap on GNN (and chemprop) epochs; None keeps the recipe's.
+        device: ``cpu``, ``cuda``...; default cuda when present.
+        data_dir: the data directory (default ``$MOLFT_DATA_DIR`` / ``../shared/data``).
+        results_dir: where the runs file, JSON, Markdown and PNGs go.
+        split: ``scaffold`` or ``random``.
+        scratch_encoder: the from-scratch architecture when no pretrained encoder is given.
+        rf_jobs: processes per random forest (speed only).
+        progress: show a progress bar.
+        command: the command line to record.
+
+    Returns:
+        what ``label_efficiency.json`` holds.
+    """
+    started = time.perf_counter()
+    if seeds < 1:
+        raise InputError("--seeds must be at least 1")
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    runs_file = results_dir / f"{NAME}_runs.jsonl"
+    device_ = resolve_device(device)
+    command = command or "python -m benchmarks.label_efficiency " + " ".join(sys.argv[1:])
+    chosen, skipped = resolve_methods(list(dict.fromkeys(methods)), pretrained, max_epochs,
+                                      scratch_encoder or EncoderConfig())
+    method_names = [m.name for m in chosen]
+    vocabularies = [m.encoder.vocabulary for m in chosen if m.encoder is not None] or ["ogb"]
+    prepared = [prepare_dataset(name, budgets, vocabularies, data_dir, split) for name in datasets]
+
+    done = {run_key(r): r for r in read_runs(runs_file)}
+    cells = []  # every (dataset, budget, seed, method), budgets outermost so small budgets finish first
+    for data in prepared:
+        data_sha = data.base.sha256[:16]
+        for budget in sorted(data.budgets):
+            for seed in range(seeds):
+                for method in chosen:
+                    cells.append((data, budget, seed, method, data_sha))
+    executed = 0
+    records = []
+    bar = tqdm(total=len(cells), desc="label efficiency", disable=None if progress else True)
+    subsets_cache: dict[tuple[str, int], dict[int, np.ndarray]] = {}
+    for data, budget, seed, method, data_sha in cells:
+        key_fields = {"dataset": data.name, "split": split, "data_sha256": data_sha, "method": method.name,
+                      "settings": method.settings, "n_labels": data.budgets[budget], "seed": seed}
+        key = run_key(key_fields)
+        bar.set_postfix_str(f"{data.name} {method.name} n={data.budgets[budget]} seed={seed}", refresh=False)
+        if key in done:
+            records.append(done[key])
+            bar.update()
+            continue
+        if (data.name, seed) not in subsets_cache:
+            subsets_cache[(data.name, seed)] = data.subsets(seed)
+        train = subsets_cache[(data.name, seed)][budget]
+        start = time.perf_counter()
+        if method.kind in ("pretrained", "frozen", "scratch"):
+            outcome = run_gnn(data, method, train, seed, max_epochs, device_)
+        else:
+            outcome = run_baseline(data, method, train, seed, max_epochs, device_, rf_jobs)
+        wall = time.perf_counter() - start
+        metric = data.base.metric
+        record = _clean({
+            **key_fields, "kind": method.kind, "budget": budget, "metric": metric,
+            "test": outcome["test_metrics"].get(metric, math.nan), "valid": outcome["valid_metrics"].get(metric, math.nan),
+            **outcome, "wall_s": round(wall, 3), "train_rows_sha256": data.rows_digest(train),
+            "pretrained": str(method.pretrained) if method.pretrained else None, "device": str(device_),
+            "torch_threads": torch.get_num_threads(),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+        append_run(runs_file, record)
+        done[key] = record
+        records.append(record)
+        executed += 1
+        test = "nan" if record["test"] is None else f"{record['test']:.3f}"
+        tqdm.write(f"{data.name} {method.name:>24s} n={record['n_labels']:>6,} seed={seed}: test {metric} {test} "
+                   f"({wall:.1f} s)", file=sys.stderr)
+        bar.update()
+    bar.close()
+
+    rows = aggregate(records)
+    equivalence = label_equivalence(rows)
+    from sklearn import __version__ as sklearn_version
+
+    result = _clean({
+        "benchmark": NAME,
+        "command": command,
+        "settings": {"datasets": [d.name for d in prepared], "budgets": sorted(int(b) for b in budgets),
+                     "seeds": list(range(seeds)), "methods": list(methods), "pretrained": list(pretrained),
+                     "max_epochs": max_epochs, "device": str(device_), "split": split, "rf": RF_SETTINGS,
+                     "reference_budgets": list(REFERENCE_BUDGETS)},
+        "methods": method_names,
+        "method_settings": {m.name: m.settings for m in chosen},
+        "skipped": skipped,
+        "datasets": {d.name: {"molecules": len(d.base.smiles), "tasks": len(d.base.task_names),
+                              "task_type": d.base.task_type, "metric": d.base.metric,
+                              "split_sizes": {p: int(len(i)) for p, i in d.base.split.items()},
+                              "train_labelled": int(len(d.train)), "budgets": d.budgets,
+                              "file": str(d.base.path), "sha256": d.base.sha256}
+                     for d in prepared},
+        "runs": sorted(records, key=lambda r: (r["dataset"], r["method"], r["n_labels"], r["seed"])),
+        "aggregates": rows,
+        "across": aggregate_across(rows, method_names),
+        "equivalence": equivalence,
+        "hardware": _hardware(),
+        "run": run_metadata(device=str(device_)),
+        "sklearn": sklearn_version,
+        "runs_file": str(runs_file),
+        "runs_executed": executed,
+        "runs_reused": len(records) - executed,
+        "run_seconds_total": float(sum(r["wall_s"] for r in records)),
+        "elapsed_s": time.perf_counter() - started,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    })
+    write_json_atomic(results_dir / f"{NAME}.json", result)
+    write_markdown(results_dir / f"{NAME}.md", result)
+    for data in prepared:
+        here = [r for r in rows if r["dataset"] == data.name]
+        if here:
+            plot_dataset(results_dir / f"{NAME}_{data.name.lower()}.png", data.name, here, method_names, command)
+    if equivalence:
+        plot_equivalence(results_dir / f"{NAME}_equivalence.png", rows, equivalence, command)
+    return result
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    """The per-dataset tables and the label equivalence, as plain text."""
+    for name in result["datasets"]:
+        rows = [r for r in result["aggregates"] if r["dataset"] == name]
+        if rows:
+            print(f"\n{name}: test {rows[0]['metric']} (mean ± std over seeds) by number of labels")
+            print(_text_table(*_matrix(rows, result["methods"])))
+    for entry in result["equivalence"]:
+        print(f"{entry['dataset']}: {entry['method']} at {entry['reference_labels']:,} labels "
+              f"({entry['target']:.3f}) = from-scratch {_equivalence_text(entry)}")
+    for kind, reason in result["skipped"].items():
+        print(f"skipped {kind}: {reason}")
+    print(f"\n{result['runs_executed']} run(s) now, {result['runs_reused']} reused; {result['elapsed_s'] / 60:.1f} min. "
+          f"Wrote {NAME}.json, {NAME}.md and PNGs under {Path(result['runs_file']).parent}")
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", type=_names, default=["bbbp"], help="registry names, comma-separated")
+    parser.add_argument("--budgets", type=_ints, default=list(DEFAULT_BUDGETS), help="label budgets, comma-separated")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell (subset seed = model seed)")
+    parser.add_argument("--methods", type=_names, default=list(KINDS), help=f"comma-separated: {','.join(KINDS)}")
+    parser.add_argument("--pretrained", type=_names, default=["default"],
+                        help="encoder directories or shipped names, comma-separated (default: molft's shipped encoder)")
+    parser.add_argument("--max-epochs", type=int, default=None, help="cap GNN/chemprop epochs (default: the recipe's)")
+    parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda when present)")
+    parser.add_argument("--data-dir", default=None, help="data directory (default: $MOLFT_DATA_DIR or ../shared/data)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--split", default="scaffold", choices=["scaffold", "random"])
+    parser.add_argument("--num-layers", type=int, default=5, help="from-scratch GIN depth when no pretrained encoder")
+    parser.add_argument("--hidden-dim", type=int, default=300, help="from-scratch GIN width when no pretrained encoder")
+    parser.add_argument("--rf-jobs", type=int, default=1, help="processes per random forest (speed only, same results)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    command = "python -m benchmarks.label_efficiency " + " ".join(sys.argv[1:] if argv is None else argv)
+    try:
+        result = run_benchmark(
+            args.datasets, args.budgets, args.seeds, args.methods, args.pretrained, args.max_epochs, args.device,
+            args.data_dir, args.results_dir, args.split,
+            EncoderConfig(num_layers=args.num_layers, hidden_dim=args.hidden_dim), args.rf_jobs,
+            not args.no_progress, command,
+        )
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print_tables(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Self-supervised pretraining objectives: one interface, one registry, weighted combinations.
+
+An objective is an :class:`Objective`, an ``nn.Module`` that owns its prediction heads and
+supplies two things to the pretraining loop (:func:`molft.pretrain.loop.pretrain`):
+
+* ``transform(data, generator) -> data``: a per-graph transform applied in the data loader
+  (masking, context sampling). It never mutates its input and draws every random number from
+  ``generator``, which the loop seeds from ``(seed, epoch, graph index)``; that makes the data a
+  pure function of those three numbers, whatever the worker count, world size or resume point.
+* ``loss(encoder, batch) -> (loss, logs)``: a scalar loss tensor and a dict of floats to log
+  (e.g. ``{"loss": 1.2, "accuracy": 0.6}``).
+
+Several objectives train together with weights, written ``"attr_masking:1.0,context_prediction:0.5"``
+(:func:`parse_objectives`). Their transforms run in sequence on the same graph, and each one
+only *adds* attributes named with its own prefix (``attr_masking_x``, ``graphmae_atom_mask``...),
+leaving ``x``, ``edge_index`` and ``edge_attr`` untouched; so any combination works, and each
+loss reads the original graph plus its own attributes.
+
+Rules for an objective's transform, so its attributes batch correctly:
+
+* Per-node attributes (first dimension ``num_nodes``) and per-edge attributes (first
+  dimension ``num_edges``) concatenate along dimension 0: use boolean masks rather than index
+  lists where you can (``attr_masking_atom_mask: [num_nodes] bool``).
+* An attribute whose name contains ``index`` is offset when graphs are batched. By PyG's rule
+  the offset is ``num_nodes``; :class:`PretrainData` adds one more rule: if the name starts with
+  a prefix ``p`` such that ``p_num_nodes`` is an attribute too (``context_edge_index`` with
+  ``context_num_nodes``), the offset is ``p_num_nodes``. Store ``p_num_nodes`` as a plain int.
+  Names with ``index`` concatenate along the last dimension (``[2, num_edges]``).
+
+Under DistributedDataParallel every rank sees a slice of the global batch. Take means with
+:func:`world_mean` (always called, on every rank, even with nothing selected), and the
+gradient equals that of one process over the whole global batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from molft.errors import InputError
+from molft.models.encoder import EncoderConfig
+
+
+class PretrainData(Data):
+    """A ``Data`` graph whose batching also offsets a sub-graph's own indices (see module doc)."""
+
+    def __inc__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if "index" in key and "batch" not in key:
+            prefix = key.split("_", 1)[0]
+            count = f"{prefix}_num_nodes"
+            if prefix != key and count in self:
+                return int(self[count])
+        return super().__inc__(key, value, *args, **kwargs)
+
+
+class Objective(nn.Module):
+    """Base class of a pretraining objective: heads, a per-graph transform and a loss.
+
+    Subclasses take the encoder's config first, then their options as keyword arguments with
+    defaults, and record those options in ``self.options`` (JSON-able; it goes into the
+    pretrained encoder's ``config.json``).
+
+    Args:
+        encoder_config: the encoder being pretrained (vocabulary, widths).
+
+    Attributes:
+        name: the registry name; also the prefix of the attributes ``transform`` adds.
+        options: the objective's options, as given.
+    """
+
+    name: ClassVar[str] = "objective"
+
+    def __init__(self, encoder_config: EncoderConfig) -> None:
+        super().__init__()
+        self.encoder_config = encoder_config
+        self.options: dict[str, Any] = {}
+
+    def transform(self, data: Data, generator: torch.Generator | None = None) -> Data:
+        """Prepare one graph for this objective, without mutating ``data``.
+
+        Args:
+            data: one graph (``x``, ``edge_index``, ``edge_attr`` and attributes of earlier
+                objectives).
+            generator: the source of every random draw (None: torch's global generator).
+
+        Returns:
+            a shallow copy of ``data`` with this objective's attributes added.
+        """
+        return data
+
+    def loss(self, encoder: nn.Module, batch: Data) -> tuple[Tensor, dict[str, float]]:
+        """The objective's loss on a batch of transformed graphs.
+
+        Args:
+            encoder: maps ``(x, edge_index, edge_attr)`` to ``[num_nodes, out_dim]`` node embeddings.
+            batch: a PyG batch of graphs that went through :meth:`transform`.
+
+        Returns:
+            the scalar loss, and floats to log (``"loss"`` at least).
+        """
+        raise NotImplementedError
+
+
+def node_dim(config: EncoderConfig) -> int:
+    """Width of the node embeddings a :class:`~molft.models.GINEncoder` with ``config`` returns."""
+    return (config.num_layers + 1) * config.hidden_dim if config.jk == "concat" else config.hidden_dim
+
+
+def world_mean(values: Tensor) -> Tensor:
+    """Mean of ``values`` over the whole global batch, as seen by DDP's gradient averaging.
+
+    In one process this is ``values.mean()`` (0, still attached to the graph, when empty). Under
+    ``torch.distributed`` it is ``values.sum() * world_size / global_count``: DDP averages the
+    ranks' gradients, so the update equals that of the mean over every rank's items. It is a
+    collective call: every rank must make it, the same number of times.
+
+    Args:
+        values: [num_items] per-item losses of this rank.
+    """
+    count = torch.tensor(float(values.numel()), device=values.device)
+    world = 1
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        world = dist.get_world_size()
+        dist.all_reduce(count)
+    if float(count) == 0:
+        return values.sum() * 0.0
+    return values.sum() * (world / count)
+
+
+def parse_objectives(spec: str | Mapping[str, float] | Iterable[str]) -> dict[str, float]:
+    """Turn ``"attr_masking:1.0,context_prediction:0.5"`` into ``{name: weight}``.
+
+    A name without a weight gets 1.0. A dict passes through (checked); a list of names gets
+    weights 1.0.
+
+    Raises:
+        InputError: an unknown objective, a repeated one, or a weight that is not a number >= 0.
+    """
+    if isinstance(spec, Mapping):
+        items = [(str(name), weight) for name, weight in spec.items()]
+    else:
+        parts = spec.split(",") if isinstance(spec, str) else list(spec)
+        items = []
+        for part in (p.strip() for p in parts):
+            if not part:
+                continue
+            name, _, weight = part.partition(":")
+            items.append((name.strip(), weight.strip() or 1.0))
+    if not items:
+        raise InputError(f"no objective given; choose from: {', '.join(OBJECTIVES)}")
+    weights: dict[str, float] = {}
+    for name, weight in items:
+        if name not in OBJECTIVES:
+            raise InputError(f"unknown objective {name!r}; choose from: {', '.join(OBJECTIVES)}")
+        if name in weights:
+            raise InputError(f"objective {name!r} is given twice in {spec!r}")
+        try:
+            value = float(weight)
+        except (TypeError, ValueError):
+            raise InputError(f"objective {name!r}: weight {weight!r} is not a number") from None
+        if not value >= 0:
+            raise InputError(f"objective {name!r}: weight must be >= 0, got {value}")
+        weights[name] = value
+    return weights
+
+
+def format_objectives(weights: Mapping[str, float]) -> str:
+    """Inverse of :func:`parse_objectives`: ``{"attr_masking": 1.0}`` -> ``"attr_masking:1.0"``."""
+    return ",".join(f"{name}:{weight:g}" for name, weight in weights.items())
+
+
+class ObjectiveSet(nn.Module):
+    """Several objectives with weights, behaving as one objective.
+
+    ``transform`` applies every objective's transform in order, on a :class:`PretrainData` copy
+    of the graph; ``loss`` is the weighted sum, and the logs are prefixed with each objective's
+    name (``"attr_masking/accuracy"``), plus ``"loss"``, the total.
+
+    Args:
+        objectives: name -> objective.
+        weights: name -> weight of its loss.
+    """
+
+    def __init__(self, objectives: Mapping[str, Objective], weights: Mapping[str, float]) -> None:
+        super().__init__()
+        if set(objectives) != set(weights):
+            raise ValueError(f"objectives {sorted(objectives)} and weights {sorted(weights)} differ")
+        self.objectives = nn.ModuleDict(dict(objectives))
+        self.weights = {name: float(weights[name]) for name in objectives}
+
+    @property
+    def spec(self) -> str:
+        """The objectives and weights as :func:`parse_objectives` reads them."""
+        return format_objectives(self.weights)
+
+    def describe(self) -> dict[str, Any]:
+        """Name -> weight and options, for ``config.json``."""
+        return {name: {"weight": self.weights[name], **o.options} for name, o in self.objectives.items()}
+
+    def transform(self, data: Data, generator: torch.Generator | None = None) -> Data:
+        """Apply every objective's transform in order; ``data`` itself is not changed."""
+        out: Data = PretrainData(**{key: value for key, value in data.items()})
+        for objective in self.objectives.values():
+            out = objective.transform(out, generator)
+        return out
+
+    def loss(self, encoder: nn.Module, batch: Data) -> tuple[Tensor, dict[str, float]]:
+        """Weighted sum of the objectives' losses, and their logs under ``name/key``."""
+        total: Tensor | None = None
+        logs: dict[str, float] = {}
+        for name, objective in self.objectives.items():
+            loss, parts = objective.loss(encoder, batch)
+            total = loss * self.weights[name] if total is None else total + loss * self.weights[name]
+            logs.update({f"{name}/{key}": value for key, value in parts.items()})
+        assert total is not None  # an ObjectiveSet always holds one objective at least
+        logs["loss"] = float(total.detach())
+        return total, logs
+
+
+def build_objectives(
+    spec: str | Mapping[str, float] | Iterable[str],
+    encoder_config: EncoderConfig,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> ObjectiveSet:
+    """Build the objectives named in ``spec`` for an encoder.
+
+    Args:
+        spec: names and weights, e.g. ``"attr_masking:1.0,graphmae:0.5"``.
+        encoder_config: the encoder being pretrained.
+        options: name -> keyword options of that objective, e.g. ``{"attr_masking": {"mask_rate": 0.15}}``.
+
+    Raises:
+        InputError: an unknown objective or option.
+    """
+    weights = parse_objectives(spec)
+    options = dict(options or {})
+    stray = sorted(set(options) - set(weights))
+    if stray:
+        raise InputError(f"options given for objective(s) not being trained: {', '.join(stray)}")
+    objectives = {}
+    for name in weights:
+        cls = OBJECTIVES[name]
+        try:
+            objectives[name] = cls(encoder_config, **dict(options.get(name, {})))
+        except TypeError as error:
+            raise InputError(f"objective {name!r}: {error}") from None
+    return ObjectiveSet(objectives, weights)
+
+
+# The registry comes last: the objective modules import the base class above.
+from molft.pretrain.context import ContextPrediction  # noqa: E402
+from molft.pretrain.masking import AttrMasking, GraphMAE  # noqa: E402
+
+#: name -> objective class. Add an objective by adding one entry.
+OBJECTIVES: dict[str, type[Objective]] = {
+    "attr_masking": AttrMasking,
+    "graphmae": GraphMAE,
+    "context_prediction": ContextPrediction,
+}

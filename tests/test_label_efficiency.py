@@ -1,0 +1,192 @@
+"""The label-efficiency benchmark runner: one record per run, identical subsets, resumable.
+
+The data are RDKit's bundled ChEMBL assay written as a tiny BBBP (made-up 0/1 labels) and a tiny
+Lipophilicity (its pIC50 values) under a temporary data directory, read through molft's registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.baselines import chemprop_unavailable, fit_random_forest, morgan_fingerprints, run_chemprop
+from benchmarks.label_efficiency import (
+    effective_budgets,
+    labels_to_match,
+    read_runs,
+    resolve_methods,
+    run_benchmark,
+)
+from molft.checkpoints import save_encoder
+from molft.data.registry import load_dataset
+from molft.data.splits import label_budgets
+from molft.models.encoder import EncoderConfig, GINEncoder
+
+MOLECULES = 200
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory, assay) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    (folder / "moleculenet").mkdir()
+    table = assay.iloc[:MOLECULES]
+    labels = (np.arange(len(table)) % 3 == 0).astype(int)  # both classes in every part of the split
+    table.assign(p_np=labels)[["smiles", "p_np"]].to_csv(folder / "moleculenet" / "BBBP.csv.gz", index=False)
+    table.rename(columns={"pIC50": "exp"})[["smiles", "exp"]].to_csv(
+        folder / "moleculenet" / "Lipophilicity.csv.gz", index=False
+    )
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOLFT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("encoder") / "tiny-random"
+    return save_encoder(GINEncoder(EncoderConfig(num_layers=2, hidden_dim=32)), directory)
+
+
+def _digest(loaded, indices: np.ndarray) -> str:
+    rows = np.sort(loaded.row_index[indices]).astype(np.int64)
+    return hashlib.sha256(rows.tobytes()).hexdigest()[:16]
+
+
+def test_one_record_per_run_identical_subsets_and_resume(tmp_path: Path, data_dir: Path, encoder_dir: Path) -> None:
+    results = tmp_path / "results"
+    runs_file = results / "label_efficiency_runs.jsonl"
+    options = dict(datasets=["bbbp"], budgets=[100, 1000], seeds=1, methods=["pretrained", "frozen", "scratch", "rf"],
+                   pretrained=[str(encoder_dir)], max_epochs=2, device="cpu", data_dir=data_dir,
+                   results_dir=results, progress=False)
+    result = run_benchmark(**options)
+
+    runs = read_runs(runs_file)
+    loaded = load_dataset("bbbp", data_dir)
+    n_train = len(loaded.split["train"])
+    assert n_train < 1000  # so budget 1000 is capped at the whole training set
+    methods = ["pretrained:tiny-random", "frozen:tiny-random", "scratch", "rf"]
+    assert sorted((r["method"], r["n_labels"], r["seed"]) for r in runs) == sorted(
+        itertools.product(methods, [100, n_train], [0])
+    )
+    assert result["runs_executed"] == 8 and result["runs_reused"] == 0
+    assert all(math.isfinite(r["test"]) and math.isfinite(r["valid"]) for r in runs)
+    assert all(r["best_epoch"] in (1, 2) for r in runs if r["kind"] in ("pretrained", "scratch"))
+
+    # every method trained on the same molecules for a given budget and seed: label_budgets' subset
+    subsets = label_budgets(loaded.split["train"], loaded.y, [100, n_train], seed=0)
+    for n_labels in (100, n_train):
+        assert {r["train_rows_sha256"] for r in runs if r["n_labels"] == n_labels} == {_digest(loaded, subsets[n_labels])}
+
+    for name in ("label_efficiency.json", "label_efficiency.md", "label_efficiency_bbbp.png",
+                 "label_efficiency_equivalence.png"):
+        assert (results / name).is_file(), name
+    summary = json.loads((results / "label_efficiency.json").read_text())
+    assert len(summary["runs"]) == 8 and len(summary["aggregates"]) == 8
+    assert {e["reference_budget"] for e in summary["equivalence"]} == {100, 1000}
+    assert "python -m benchmarks.label_efficiency" in (results / "label_efficiency.md").read_text()
+
+    # a rerun skips every finished run
+    again = run_benchmark(**options)
+    assert again["runs_executed"] == 0 and again["runs_reused"] == 8
+    assert len(read_runs(runs_file)) == 8
+
+    # an interrupted run (two runs missing, a torn last line) resumes with only the missing runs
+    lines = runs_file.read_text().splitlines(keepends=True)
+    missing = [i for i, line in enumerate(lines) if json.loads(line)["kind"] in ("pretrained", "scratch")][:2]
+    kept = [line for i, line in enumerate(lines) if i not in missing]
+    runs_file.write_text("".join(kept) + lines[missing[0]][:40])
+    resumed = run_benchmark(**options)
+    assert resumed["runs_executed"] == 2 and resumed["runs_reused"] == 6
+    assert len({(r["method"], r["n_labels"], r["seed"]) for r in read_runs(runs_file)}) == 8
+
+    # a second seed adds runs on another subset and reuses the first seed's
+    more = run_benchmark(**{**options, "seeds": 2, "methods": ["scratch"]})
+    assert more["runs_executed"] == 2 and more["runs_reused"] == 2
+    seed_digests = {(r["seed"], r["n_labels"]): r["train_rows_sha256"] for r in more["runs"]}
+    assert seed_digests[(0, 100)] != seed_digests[(1, 100)]
+    assert seed_digests[(0, n_train)] == seed_digests[(1, n_train)]  # the whole training set either way
+
+
+def test_regression_dataset_reports_rmse(tmp_path: Path, data_dir: Path) -> None:
+    result = run_benchmark(["lipo"], budgets=[60], seeds=1, methods=["scratch", "rf"], pretrained=["none"],
+                           max_epochs=2, device="cpu", data_dir=data_dir, results_dir=tmp_path,
+                           scratch_encoder=EncoderConfig(num_layers=2, hidden_dim=32), progress=False)
+    assert {(r["method"], r["metric"]) for r in result["runs"]} == {("scratch", "rmse"), ("rf", "rmse")}
+    assert all(0 < r["test"] < 10 for r in result["runs"])  # pIC50 units, not standardised ones
+    assert result["equivalence"] == []
+
+
+def test_labels_to_match_interpolates_on_log_labels() -> None:
+    curve = [(100, 0.70), (1000, 0.80), (10000, 0.85)]
+    labels, status = labels_to_match(curve, 0.75, higher_better=True)
+    assert status == "interpolated" and labels == pytest.approx(math.sqrt(100 * 1000))
+    assert labels_to_match(curve, 0.65, True) == (100, "at_or_below_smallest")
+    assert labels_to_match(curve, 0.90, True) == (None, "not_reached")
+    rmse = [(100, 1.2), (1000, 0.9)]
+    assert labels_to_match(rmse, 1.05, higher_better=False)[1] == "interpolated"
+
+
+def test_budgets_capped_at_the_training_set_run_once() -> None:
+    assert effective_budgets([100, 300, 1000, 3000, 10000], 1631) == {100: 100, 300: 300, 1000: 1000, 3000: 1631}
+
+
+@pytest.mark.skipif(chemprop_unavailable() is None, reason="chemprop is installed here")
+def test_chemprop_is_skipped_with_a_message_when_absent() -> None:
+    methods, skipped = resolve_methods(["rf", "chemprop"], ["none"], None, EncoderConfig())
+    assert [m.name for m in methods] == ["rf"]
+    assert "not installed" in skipped["chemprop"]
+
+
+FAKE_CHEMPROP = '''
+import csv, pathlib, sys
+args = sys.argv[1:]
+value = lambda flag: args[args.index(flag) + 1]
+if args[0] == "train":
+    with open(value("--data-path")) as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["split"] for row in rows} == {"train", "val", "test"}
+    model = pathlib.Path(value("--output-dir")) / "model_0"
+    (model / "checkpoints").mkdir(parents=True)
+    (model / "checkpoints" / "best-epoch=3-val_loss=0.50.ckpt").write_text("")
+    (model / "best.pt").write_text(str(sum(c.startswith("t") for c in rows[0])))
+else:
+    tasks = int(pathlib.Path(value("--model-paths")).read_text())
+    with open(value("--test-path")) as handle:
+        smiles = [row["smiles"] for row in csv.DictReader(handle)]
+    with open(value("--preds-path"), "w") as handle:
+        handle.write(",".join(["smiles"] + [f"t{j}" for j in range(tasks)]) + "\\n")
+        handle.writelines(",".join([s] + ["0.5"] * tasks) + "\\n" for s in smiles)
+'''
+
+
+def test_chemprop_adapter_writes_the_split_and_reads_predictions(tmp_path: Path, assay) -> None:
+    script = tmp_path / "chemprop"
+    script.write_text(FAKE_CHEMPROP)
+    smiles = assay["smiles"].tolist()[:30]
+    y = (np.arange(30) % 2).astype(float)[:, None]
+    split = {"train": np.arange(20), "valid": np.arange(20, 25), "test": np.arange(25, 30)}
+    result = run_chemprop(smiles, y, split, "classification", seed=0, epochs=5, workdir=tmp_path / "work",
+                          command=[sys.executable, str(script)])
+    assert result.valid.shape == (5, 1) and result.test.shape == (5, 1)
+    assert result.info["best_epoch"] == 4
+    log = (tmp_path / "work" / "chemprop.log").read_text()
+    assert "--splits-column split" in log and "--pytorch-seed 0" in log
+
+
+def test_random_forest_predicts_every_task_on_its_labelled_rows(assay) -> None:
+    features = morgan_fingerprints(assay["smiles"].tolist()[:60])
+    y = np.stack([np.arange(60) % 2, np.full(60, np.nan)], axis=1).astype(float)
+    y[:10, 1] = 1.0  # task 1: one class among its training labels -> a constant
+    split = {"train": np.arange(40), "valid": np.arange(40, 50), "test": np.arange(50, 60)}
+    result = fit_random_forest(features, y, split, "classification", seed=0, n_estimators=20)
+    assert result.test.shape == (10, 2) and result.info["constant_tasks"] == [1]
+    assert np.all(result.test[:, 1] == 1.0)
