@@ -197,6 +197,29 @@ def embed(
     typer.echo(f"embedded {done:,} rows ({failed:,} failed) -> {out}")
 
 
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", envvar="MOLFT_DATA_DIR", help="Corpora folder (default: ../shared/data).")
+]
+
+
+@app.command()
+@friendly
+def datasets(
+    name: Annotated[str | None, typer.Argument(help="Load this dataset and show its scaffold split.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """List the benchmark datasets molft knows and which are present; or load one with its split."""
+    from molft.data.registry import list_datasets, load_dataset
+
+    if name is not None:
+        typer.echo(load_dataset(name, data_dir=data_dir, progress=True).summary())
+        return
+    for status in list_datasets(data_dir):
+        info = status.info
+        where = str(status.path) if status.available else f"missing ({status.path or 'no data directory'})"
+        typer.echo(f"{info.name:14s} {info.task_type:14s} {info.metric:7s} {info.ogb_name or '':18s} {where}")
+
+
 def run() -> None:
     """Entry point for ``python -m molft``."""
     app(prog_name="molft")

@@ -33,3 +33,11 @@ def test_bad_input_is_a_message_not_a_traceback(tmp_path):
     assert "Columns found: a, b" in result.output and "Traceback" not in result.output
     missing = runner.invoke(app, ["featurize", str(tmp_path / "missing.csv")])
     assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+def test_datasets_lists_the_registry_and_says_what_is_missing(tmp_path):
+    result = runner.invoke(app, ["datasets", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "BBBP" in result.output and "ogbg-molhiv" in result.output and "missing" in result.output
+    absent = runner.invoke(app, ["datasets", "bbbp", "--data-dir", str(tmp_path)])
+    assert absent.exit_code == 2 and "MOLFT_DATA_DIR" in absent.output
