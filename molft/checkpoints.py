@@ -13,7 +13,6 @@ with :class:`~molft.errors.UnsafeFileError`.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import re
@@ -28,7 +27,7 @@ from torch import Tensor, nn
 from molft.errors import InputError, UnsafeFileError
 from molft.models.encoder import EncoderConfig, GINEncoder
 from molft.models.heads import HeadConfig, PropertyModel
-from molft.runtime import run_metadata, write_json_atomic
+from molft.runtime import read_json, run_metadata, write_json_atomic
 
 FORMAT = "molft-model"
 FORMAT_VERSION = 1
@@ -261,10 +260,7 @@ def _read_directory(path: str | Path) -> tuple[Path, dict[str, Any]]:
     config_file = path / CONFIG
     if not config_file.is_file():
         raise InputError(f"{path}: no {CONFIG}; a molft model directory holds {CONFIG} and {WEIGHTS}")
-    try:
-        config = json.loads(config_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{config_file}: not valid JSON ({error})") from None
+    config = read_json(config_file)
     _validate_config(config, config_file)
     return path, config
 

@@ -69,6 +69,20 @@ def run_metadata(**extra: Any) -> dict[str, Any]:
     }
 
 
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file a user may have handed us; anything that is not JSON is an InputError.
+
+    A pickle or other binary in place of the JSON file is refused here, never unpickled.
+    """
+    from molft.errors import InputError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: not valid JSON ({error})") from None
+
+
 def write_json_atomic(path: str | Path, payload: Any) -> None:
     """Write JSON through a temporary file and a rename, so a crash never leaves half a file."""
     path = Path(path)

@@ -15,7 +15,6 @@ Every input row is either in a shard (with its row number) or in ``rejects.csv``
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from collections import Counter
@@ -33,7 +32,7 @@ from molft.data.tables import ROW_NUMBER, TableSource, iter_table, open_table
 from molft.errors import InputError
 from molft.featurize.graph import Featurizer, GraphArrays
 from molft.featurize.vocab import OGB, Vocabulary, get_vocabulary
-from molft.runtime import run_metadata, write_json_atomic
+from molft.runtime import read_json, run_metadata, write_json_atomic
 
 FORMAT = "molft-graphs"
 FORMAT_VERSION = 1
@@ -302,10 +301,7 @@ def load_featurized(path: str | Path) -> FeaturizedTable:
     meta_path = path / META
     if not meta_path.is_file():
         raise InputError(f"{path}: not a featurized dataset (no {META}); make one with 'molft featurize'")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # e.g. a pickle in its place
-        raise InputError(f"{meta_path}: not valid JSON ({error})") from None
+    meta = read_json(meta_path)
     if not isinstance(meta, dict):
         raise InputError(f"{meta_path}: not a featurized dataset's {META} (a JSON {type(meta).__name__})")
     if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:

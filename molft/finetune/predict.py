@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from molft.evaluate import CLASSIFICATION
 from molft.featurize.graph import featurize_many
 from molft.finetune.recipe import TargetScaler
 from molft.models.heads import PropertyModel
-from molft.runtime import resolve_device
+from molft.runtime import read_json, resolve_device
 from molft.training import predict_batches
 
 FINETUNE_JSON = "finetune.json"
@@ -49,10 +48,7 @@ class FinetunedModel:
         path = directory / FINETUNE_JSON
         if not path.is_file():
             raise InputError(f"{directory}: not a molft model directory (no {FINETUNE_JSON}); make one with 'molft finetune'")
-        try:
-            config = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:  # e.g. a pickle in its place
-            raise InputError(f"{path}: not valid JSON ({error})") from None
+        config = read_json(path)
         if not isinstance(config, dict) or config.get("format") != "molft-finetuned":
             found = config.get("format") if isinstance(config, dict) else f"a JSON {type(config).__name__}"
             raise InputError(f"{path}: unsupported format {found!r}")

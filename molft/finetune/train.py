@@ -45,7 +45,7 @@ from molft.finetune.recipe import (
 from molft.models.encoder import EncoderConfig, GINEncoder
 from molft.models.heads import PropertyModel
 from molft.pretrained import resolve_pretrained
-from molft.runtime import resolve_device, run_metadata, seed_everything, write_json_atomic
+from molft.runtime import read_json, resolve_device, run_metadata, seed_everything, write_json_atomic
 from molft.training import predict_batches, run_epoch
 
 FINETUNE_JSON = "finetune.json"
@@ -297,10 +297,7 @@ def _vocabulary_of(pretrained_dir: Path | None) -> str:
     if pretrained_dir is None:
         return "ogb"
     path = pretrained_dir / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # e.g. a pickle in its place
-        raise InputError(f"{path}: not valid JSON ({error})") from None
+    config = read_json(path)
     if not isinstance(config, dict) or not isinstance(config.get("encoder", config), dict):
         raise InputError(f"{path}: not a molft model config; a pretrained encoder comes from 'molft pretrain'")
     return config.get("encoder", config).get("vocabulary", "ogb")
