@@ -7,10 +7,10 @@ cap to the same size run once). For a given (budget, seed) every method trains o
 molecules (each run records a hash of their rows), and ``seed`` is both the subset seed and the
 model seed. Methods:
 
-* ``pretrained``: molft fine-tuning (:func:`molft.finetune.train._train_member`, the recipe of
-  :func:`~molft.finetune.recipe.choose_recipe` for that many labels) from each ``--pretrained``
+* ``pretrained``: molft fine-tuning (:func:`molft.finetuning.train.train_member`, the recipe of
+  :func:`~molft.finetuning.recipe.choose_recipe` for that many labels) from each ``--pretrained``
   encoder, named ``pretrained:<directory name>``;
-* ``frozen``: molft's instant mode (:func:`molft.finetune.frozen.fit_frozen_member`: a linear
+* ``frozen``: molft's instant mode (:func:`molft.finetuning.frozen.fit_frozen_member`: a linear
   model on frozen embeddings, its strength chosen on validation), ``frozen:<directory name>``;
 * ``scratch``: the same GIN (the first pretrained encoder's architecture, else ``--num-layers`` x
   ``--hidden-dim``) trained from random weights with molft's from-scratch recipe;
@@ -60,9 +60,9 @@ from molft.data.registry import LoadedDataset, load_dataset
 from molft.data.splits import DEFAULT_BUDGETS, label_budgets
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, evaluate, higher_is_better
-from molft.finetune.frozen import fit_frozen_member
-from molft.finetune.recipe import TargetScaler, choose_recipe
-from molft.finetune.train import _scores, _train_member
+from molft.finetuning.frozen import fit_frozen_member
+from molft.finetuning.recipe import TargetScaler, choose_recipe
+from molft.finetuning.train import predict_scores, train_member
 from molft.models.encoder import EncoderConfig
 from molft.pretrained import resolve_pretrained
 from molft.runtime import resolve_device, run_metadata, write_json_atomic
@@ -277,7 +277,7 @@ def resolve_methods(
 
 @dataclass
 class _AssayView:
-    """The parts of :class:`molft.data.assay.Assay` that ``_train_member`` and ``fit_frozen_member`` read.
+    """The parts of :class:`molft.data.assay.Assay` that ``train_member`` and ``fit_frozen_member`` read.
 
     A registry dataset has no featurized table; this view gives the trainers its graphs, targets,
     task type and vocabulary, so the benchmark reuses molft's training code instead of copying it.
@@ -330,14 +330,14 @@ def run_gnn(data: BenchmarkDataset, method: Method, train: np.ndarray, seed: int
         if max_epochs is not None:
             recipe = replace(recipe, max_epochs=max_epochs)
         epochs: list[dict] = []
-        model, member = _train_member(view, split, seed, recipe, method.pretrained, scaler, device, False, epochs,
-                                      method.encoder)
+        model, member = train_member(view, split, seed, recipe, method.pretrained, scaler, device, False, epochs,
+                                     method.encoder)
         info.update(best_epoch=member["best_epoch"], epochs_run=member["epochs_run"], model_seed=seed,
                     recipe=recipe.name, max_epochs=recipe.max_epochs, patience=recipe.patience)
     scores = {}
     for part in ("valid", "test"):
         loader = DataLoader(view.dataset.subset(split[part]), batch_size=256)
-        scores[part] = _metrics(y[split[part]], _scores(model, loader, view.task_type, scaler, device), view.task_type)
+        scores[part] = _metrics(y[split[part]], predict_scores(model, loader, view.task_type, scaler, device), view.task_type)
     return {"valid_metrics": scores["valid"], "test_metrics": scores["test"], **info}
 
 
@@ -671,7 +671,7 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         "Frozen: linear head on frozen embeddings, strength chosen on validation, model seed 0 (deterministic; the "
         "spread is the subset's). RF: Morgan r=2, 2,048 bits, 500 trees, class_weight=balanced_subsample, one forest "
         "per task, random_state = seed, no selection.",
-        f"- Mean ± sample std (ddof=1) over seeds; budgets above the training set are capped at it and run once.",
+        "- Mean ± sample std (ddof=1) over seeds; budgets above the training set are capped at it and run once.",
     ]
     for kind, reason in result["skipped"].items():
         lines.append(f"- Skipped `{kind}`: {reason}")

@@ -3,7 +3,7 @@
 For each objective and device, three timings over the same batches of real ZINC molecules
 (MOSES test set when the data directory exists, else RDKit's bundled ChEMBL set):
 
-* ``end_to_end``: what :func:`molft.pretrain.loop.pretrain` does per step with ``num_workers=0``:
+* ``end_to_end``: what :func:`molft.pretraining.loop.pretrain` does per step with ``num_workers=0``:
   the data loader reads graphs, runs the objective's transform (masking...), collates, moves the
   batch to the device, then forward, backward and an AdamW step;
 * ``compute_only``: forward, backward and step alone, on the batch once it is collated and on
@@ -28,15 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
 from molft.data.builtin import builtin_assay
 from molft.featurize.graph import featurize_many
 from molft.models.encoder import EncoderConfig, GINEncoder
-from molft.pretrain.loop import EpochDataset, PretrainModel, epoch_batches, make_loader
-from molft.pretrain.objectives import OBJECTIVES, build_objectives
+from molft.pretraining.loop import EpochDataset, PretrainModel, epoch_batches, make_loader
+from molft.pretraining.objectives import OBJECTIVES, build_objectives
 from molft.runtime import default_data_dir, run_metadata
 
 RESULTS = Path(__file__).parent / "results"

@@ -39,6 +39,27 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 _TOP_LEVEL_KEYS = ("format", "format_version", "kind", "encoder", "head", "metadata", "extra")
 
 
+def save_training_state(path: str | Path, state: dict[str, Any]) -> None:
+    """Write a resumable training state (tensors and plain types only) through a temp file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """Read a state written by :func:`save_training_state` with ``torch.load(weights_only=True)``.
+
+    Raises:
+        InputError: the file holds anything but tensors and plain types (it is never unpickled).
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # weights_only refuses anything that could run code
+        raise InputError(f"{path}: cannot be read safely ({type(error).__name__}: {error})") from None
+
+
 def save_encoder(
     encoder: GINEncoder, directory: str | Path, extra: dict[str, Any] | None = None, overwrite: bool = False
 ) -> Path:

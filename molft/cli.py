@@ -116,7 +116,7 @@ def pretrain(
     workers: Workers = 1,
 ) -> None:
     """Pretrain a GIN encoder without labels (attribute masking, context prediction, GraphMAE)."""
-    from molft.pretrain.loop import pretrain as run_pretrain
+    from molft.pretraining.loop import pretrain as run_pretrain
 
     encoder = {"num_layers": num_layers, "hidden_dim": hidden_dim, **({"vocabulary": vocab} if vocab else {})}
     result = run_pretrain(
@@ -150,13 +150,20 @@ def finetune(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda when present).")] = None,
     workers: Workers = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in OUT (same arguments).")] = False,
+    compare_rf: Annotated[bool, typer.Option(help="Report a random forest on Morgan fingerprints on the same split.")] = True,
 ) -> None:
-    """Fine-tune the pretrained encoder on your assay; writes weights, metrics, predictions and a summary."""
-    from molft.finetune.train import finetune as run_finetune
+    """Fine-tune the pretrained encoder on your assay; writes weights, metrics, predictions and a summary.
+
+    Progress is saved after every epoch: if the run is interrupted, the same command with --resume
+    continues it and ends with the same model.
+    """
+    from molft.finetuning.train import finetune as run_finetune
 
     result = run_finetune(
         table, target, out, pretrained, split, seeds, split_seed, task_type, smiles_column, mode,
         max_epochs, batch_size, encoder_lr, head_lr, freeze_encoder, device, workers, overwrite,
+        resume=resume, compare_rf=compare_rf,
     )
     typer.echo(result.summary())
 
@@ -172,12 +179,20 @@ def predict(
     workers: Workers = 1,
 ) -> None:
     """Score new molecules: every input row is kept, in order; failed rows get an error column."""
-    from molft.finetune.predict import ERROR_COLUMN
-    from molft.finetune.predict import predict as run_predict
+    from molft.finetuning.predict import ERROR_COLUMN
+    from molft.finetuning.predict import predict as run_predict
 
     frame = run_predict(model, table, out, smiles_column, workers, device)
-    failed = int((frame[ERROR_COLUMN] != "").sum())
-    typer.echo(f"predicted {len(frame) - failed:,} of {len(frame):,} rows ({failed:,} failed, see the 'error' column) -> {out}")
+    added = frame.attrs["added_columns"]
+    error_column = added[ERROR_COLUMN]
+    failed = int((frame[error_column] != "").sum())
+    renamed = [f"{new!r} (the table already has {name!r})" for name, new in added.items() if new != name]
+    if renamed:
+        typer.echo(f"note: new columns renamed to keep yours: {', '.join(renamed)}", err=True)
+    typer.echo(
+        f"predicted {len(frame) - failed:,} of {len(frame):,} rows ({failed:,} failed, see the {error_column!r} "
+        f"column) -> {out}"
+    )
 
 
 @app.command()
@@ -191,7 +206,7 @@ def embed(
     workers: Workers = 1,
 ) -> None:
     """Export graph embeddings (one per input row, NaN where the SMILES failed) for other models."""
-    from molft.embed import embed as run_embed
+    from molft.embedding import embed as run_embed
 
     done, failed = run_embed(model, table, out, smiles_column, workers, device)
     typer.echo(f"embedded {done:,} rows ({failed:,} failed) -> {out}")

@@ -22,6 +22,21 @@ def seed_everything(seed: int) -> None:
     _pyg_seed_everything(seed)
 
 
+def rng_state() -> dict[str, Any]:
+    """The torch random state (CPU, and every CUDA device when present), for a checkpoint."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore a state from :func:`rng_state`, so a resumed run draws the same numbers."""
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
 def resolve_device(device: str | None = None) -> torch.device:
     """The device to use: the one asked for, else ``cuda`` when present, else ``cpu``."""
     if device in (None, "", "auto"):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from molft.checkpoints import save_encoder
 from molft.data.builtin import builtin_assay
-from molft.runtime import default_data_dir
+from molft.models.encoder import EncoderConfig, GINEncoder
+from molft.runtime import default_data_dir, seed_everything
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +26,28 @@ def assay_csv(tmp_path_factory: pytest.TempPathFactory, assay: pd.DataFrame) -> 
     path = tmp_path_factory.mktemp("assay") / "assay.csv"
     assay.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def small_assay(tmp_path_factory: pytest.TempPathFactory, assay: pd.DataFrame) -> Path:
+    """240 molecules of the bundled assay, with two derived 0/1 tasks that have missing labels."""
+    table = assay.iloc[:240].copy()
+    table["active"] = (table["pIC50"] > table["pIC50"].median()).astype(float)
+    table["potent"] = (table["pIC50"] > table["pIC50"].quantile(0.75)).astype(float)
+    table.loc[table.index[::7], "active"] = np.nan
+    table.loc[table.index[3::5], "potent"] = np.nan
+    path = tmp_path_factory.mktemp("assay") / "small.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2 x 32 GIN saved as a pretrained encoder directory."""
+    seed_everything(0)
+    directory = tmp_path_factory.mktemp("pretrained") / "encoder"
+    save_encoder(GINEncoder(EncoderConfig(num_layers=2, hidden_dim=32)), directory, extra={"objectives": ["test"]})
+    return directory
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from molft.data.builtin import builtin_assay
 from molft.errors import InputError
 from molft.featurize.graph import featurize_many, smiles_to_graph
 from molft.models import EncoderConfig, GINEncoder
-from molft.pretrain.context import ContextPrediction, extract_substructure_context, hop_distances
-from molft.pretrain.objectives import OBJECTIVES, build_objectives
+from molft.pretraining.context import ContextPrediction, extract_substructure_context, hop_distances
+from molft.pretraining.objectives import OBJECTIVES, build_objectives
 from molft.runtime import seed_everything
 
 DODECANE = "C" * 12  # atom i sits |i - j| bonds from atom j

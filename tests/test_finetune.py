@@ -11,41 +11,19 @@ import torch
 from torch_geometric.loader import DataLoader
 from typer.testing import CliRunner
 
-from molft.checkpoints import load_encoder, load_model, save_encoder
+from molft.checkpoints import load_encoder, load_model
 from molft.cli import app
 from molft.data.assay import load_assay, split_assay
-from molft.embed import embed
+from molft.embedding import embed
 from molft.errors import InputError
-from molft.finetune.frozen import fit_linear_head
-from molft.finetune.predict import predict
-from molft.finetune.recipe import TargetScaler
-from molft.finetune.train import finetune, masked_loss
-from molft.models.encoder import EncoderConfig, GINEncoder
-from molft.runtime import seed_everything
+from molft.finetuning.frozen import fit_linear_head
+from molft.finetuning.predict import predict
+from molft.finetuning.recipe import TargetScaler
+from molft.finetuning.train import finetune, masked_loss
+from molft.models.encoder import EncoderConfig
 from molft.training import predict_batches
 
 TINY = EncoderConfig(num_layers=2, hidden_dim=32)
-
-
-@pytest.fixture(scope="module")
-def small_assay(tmp_path_factory, assay):
-    """240 molecules of the bundled assay, with two derived 0/1 tasks that have missing labels."""
-    table = assay.iloc[:240].copy()
-    table["active"] = (table["pIC50"] > table["pIC50"].median()).astype(float)
-    table["potent"] = (table["pIC50"] > table["pIC50"].quantile(0.75)).astype(float)
-    table.loc[table.index[::7], "active"] = np.nan
-    table.loc[table.index[3::5], "potent"] = np.nan
-    path = tmp_path_factory.mktemp("assay") / "small.csv"
-    table.to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny_pretrained(tmp_path_factory):
-    seed_everything(0)
-    directory = tmp_path_factory.mktemp("pretrained") / "encoder"
-    save_encoder(GINEncoder(TINY), directory, extra={"objectives": ["test"]})
-    return directory
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +45,14 @@ def test_finetune_writes_a_complete_model_directory(regression_model):
     assert "valid (ensemble)" in (regression_model / "summary.md").read_text()
 
 
+def test_finetune_reports_a_random_forest_on_the_same_split(regression_model):
+    metrics = json.loads((regression_model / "metrics.json").read_text())
+    forest = metrics["baselines"]["random_forest"]
+    assert forest["settings"]["n_estimators"] == 500 and forest["settings"]["radius"] == 2
+    assert np.isfinite(forest["test"]["rmse"]) and forest["test"]["rmse"] > 0
+    assert "test: random forest on Morgan fingerprints (baseline)" in (regression_model / "summary.md").read_text()
+
+
 def test_saved_model_predicts_what_training_reported(regression_model, small_assay):
     reported = pd.read_csv(regression_model / "predictions_test.csv")
     table = pd.read_csv(small_assay, dtype=str)
@@ -86,6 +72,22 @@ def test_predict_keeps_every_row_and_explains_failures(regression_model, tmp_pat
     assert scored["pIC50_pred"].isna().tolist() == [False, True, True, False]
     assert scored["error"].iloc[1].startswith("unparsable") and scored["error"].iloc[2] == "empty SMILES"
     assert len(pd.read_csv(out)) == 4
+
+
+def test_predict_never_overwrites_a_column_of_the_input(regression_model, tmp_path):
+    new = tmp_path / "new.csv"
+    new.write_text("smiles,error,pIC50_pred\nCCO,lab note,7.1\nC1CC,,\n")
+    scored = predict(regression_model, new, progress=False)
+    assert scored["error"].tolist() == ["lab note", ""]  # the input's own column, exactly as written
+    assert scored["pIC50_pred"].iloc[0] == "7.1"  # the user's value, as text, untouched
+    assert scored.attrs["added_columns"] == {"pIC50_pred": "molft_pIC50_pred", "pIC50_std": "pIC50_std",
+                                             "error": "molft_error"}
+    assert np.isfinite(scored["molft_pIC50_pred"].iloc[0]) and scored["molft_error"].iloc[1].startswith("unparsable")
+
+    result = CliRunner().invoke(app, ["predict", str(regression_model), str(new), "--out", str(tmp_path / "o.csv")])
+    assert result.exit_code == 0, result.output
+    assert "'molft_error' (the table already has 'error')" in result.output
+    assert "1 failed, see the 'molft_error' column" in result.output
 
 
 def test_multitask_classification_with_missing_labels_from_scratch(tmp_path, small_assay):

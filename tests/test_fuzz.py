@@ -41,8 +41,8 @@ from molft.data.builtin import builtin_assay
 from molft.data.featurized import featurize_file, load_featurized
 from molft.errors import InputError, InvalidSmilesError, UnsafeFileError
 from molft.featurize import OGB, featurize_many, smiles_to_graph
-from molft.finetune.predict import ERROR_COLUMN, FinetunedModel, predict
-from molft.finetune.train import finetune
+from molft.finetuning.predict import ERROR_COLUMN, FinetunedModel, predict
+from molft.finetuning.train import finetune
 from molft.models.encoder import EncoderConfig
 
 runner = CliRunner()

@@ -23,20 +23,11 @@ from molft.errors import InputError
 from molft.featurize.graph import featurize_many, smiles_to_graph
 from molft.featurize.vocab import get_vocabulary
 from molft.models import EncoderConfig, GINEncoder
-from molft.pretrain import build_objectives, parse_objectives
-from molft.pretrain.loop import epoch_batches, pretrain
-from molft.pretrain.masking import atom_mask_row, mask_graph
+from molft.pretraining import build_objectives, parse_objectives
+from molft.pretraining.loop import epoch_batches, pretrain
+from molft.pretraining.masking import atom_mask_row, mask_graph
 
 TINY = {"num_layers": 2, "hidden_dim": 32}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and shared CPUs make more threads slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

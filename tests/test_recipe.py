@@ -10,7 +10,7 @@ import torch
 
 from molft.errors import InputError
 from molft.evaluate import evaluate, task_metric
-from molft.finetune.recipe import (
+from molft.finetuning.recipe import (
     TargetScaler,
     choose_recipe,
     infer_task_type,

@@ -17,7 +17,7 @@ from molft.data.featurized import FeaturizedTable, FeaturizeReport, featurize_fi
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, REGRESSION
 from molft.featurize.vocab import OGB, Vocabulary
-from molft.finetune.recipe import infer_task_type
+from molft.finetuning.recipe import infer_task_type
 
 TASK_TYPES = (CLASSIFICATION, REGRESSION)
 

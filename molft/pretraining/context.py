@@ -18,7 +18,7 @@ Follows ``snap-stanford/pretrain-gnns``: ``chem/util.py`` ``ExtractSubstructureC
 K = 5 layers, r1 = K - 1 = 4, r2 = r1 + 3 = 7, one negative, cbow, mean pooling).
 
 **Batching.** The transform adds two sub-graphs to each graph, under the prefixes ``substruct_``
-and ``context_``, each with its own ``*_num_nodes``; :class:`~molft.pretrain.objectives.PretrainData`
+and ``context_``, each with its own ``*_num_nodes``; :class:`~molft.pretraining.objectives.PretrainData`
 offsets every ``*_index`` attribute by its prefix's node count, so PyG's ``DataLoader`` batches
 the pairs as they are (see :func:`extract_substructure_context` for the attributes).
 
@@ -42,7 +42,7 @@ from torch_geometric.utils import scatter
 
 from molft.errors import InputError
 from molft.models.encoder import EncoderConfig, GINEncoder
-from molft.pretrain.objectives import Objective, PretrainData, node_dim, world_mean
+from molft.pretraining.objectives import Objective, PretrainData, node_dim, world_mean
 
 MODES = ("cbow", "skipgram")
 CONTEXT_POOLINGS = ("mean", "sum", "max")
@@ -131,7 +131,7 @@ def extract_substructure_context(
         context_outer_hops: r2; ... and at most r2 bonds from the center.
 
     Returns:
-        a :class:`~molft.pretrain.objectives.PretrainData` copy of ``data`` with, added:
+        a :class:`~molft.pretraining.objectives.PretrainData` copy of ``data`` with, added:
 
         - ``substruct_x: [num_substruct_atoms, num_atom_features]``, ``substruct_edge_index:
           [2, num_substruct_edges]`` (substructure numbering), ``substruct_edge_attr``,

@@ -13,6 +13,8 @@ A fine-tuned model is a directory::
       summary.md               the short human-readable account
       run.json                 command line, versions, device, seeds
       graphs/                  the featurized input and its rejects.csv
+      in-progress/             only while running: the request, finished members, the member in
+                               training (saved every epoch); ``resume=True`` continues from it
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,13 +31,14 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.special import expit
 from torch_geometric.loader import DataLoader
 
-from molft.checkpoints import load_encoder, save_model
+from molft.checkpoints import load_encoder, load_model, load_training_state, save_model, save_training_state
 from molft.data.assay import Assay, load_assay, split_assay
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, evaluate, improves
-from molft.finetune.recipe import (
+from molft.finetuning.recipe import (
     Recipe,
     TargetScaler,
     choose_recipe,
@@ -45,10 +49,21 @@ from molft.finetune.recipe import (
 from molft.models.encoder import EncoderConfig, GINEncoder
 from molft.models.heads import PropertyModel
 from molft.pretrained import resolve_pretrained
-from molft.runtime import read_json, resolve_device, run_metadata, seed_everything, write_json_atomic
+from molft.runtime import (
+    read_json,
+    resolve_device,
+    rng_state,
+    run_metadata,
+    seed_everything,
+    set_rng_state,
+    write_json_atomic,
+)
 from molft.training import predict_batches, run_epoch
 
 FINETUNE_JSON = "finetune.json"
+#: an unfinished run's state: the request, finished members' records, the member in training
+PROGRESS_DIR = "in-progress"
+REQUEST_JSON = "request.json"
 MODES = ("finetune", "frozen")
 
 
@@ -88,12 +103,14 @@ def masked_loss(logits: torch.Tensor, y: torch.Tensor, task_type: str, pos_weigh
     return (losses * labelled).sum() / labelled.sum().clamp(min=1)
 
 
-def _scores(model: PropertyModel, loader: DataLoader, task_type: str, scaler: TargetScaler | None, device) -> np.ndarray:
-    """Predictions in the user's units: probabilities, or values with scaling undone."""
+def predict_scores(
+    model: PropertyModel, loader: DataLoader, task_type: str, scaler: TargetScaler | None, device: torch.device | str
+) -> np.ndarray:
+    """Predictions in the user's units: probabilities, or values with the target scaling undone."""
     model.eval()
     raw = predict_batches(model, loader, device)
     if task_type == CLASSIFICATION:
-        return 1.0 / (1.0 + np.exp(-raw))
+        return expit(raw)
     return scaler.inverse(raw) if scaler is not None else raw
 
 
@@ -113,7 +130,7 @@ def _build_model(
     return PropertyModel(encoder, num_tasks), str(pretrained)
 
 
-def _train_member(
+def train_member(
     assay: Assay,
     split: dict[str, np.ndarray],
     seed: int,
@@ -121,12 +138,32 @@ def _train_member(
     pretrained: Path | None,
     scaler: TargetScaler | None,
     device: torch.device,
-    progress: bool,
-    log: list[dict],
+    progress: bool = False,
+    log: list[dict] | None = None,
     architecture: EncoderConfig | None = None,
+    checkpoint: Path | None = None,
 ) -> tuple[PropertyModel, dict[str, Any]]:
-    """Train one ensemble member with early stopping on validation; restore the best epoch."""
+    """Train one ensemble member with early stopping on validation; restore the best epoch.
+
+    Args:
+        assay: the featurized assay (``dataset`` with ``y``, NaN = missing; ``task_type``).
+        split: train/valid/test indices into ``assay.dataset``.
+        seed: initialisation, data order and dropout seed.
+        recipe: learning rates, epochs, patience, freezing.
+        pretrained: encoder directory, or None for a from-scratch GIN of ``architecture``.
+        scaler: regression target scaling (None for classification).
+        device: where to train.
+        progress: show a progress bar per epoch.
+        log: per-epoch records (seed, epoch, train loss, validation metric) are appended here.
+        checkpoint: a file to save the state to after every epoch; when it exists, training
+            continues from it and ends with the same weights as an uninterrupted run.
+
+    Returns:
+        the model at its best validation epoch (eval mode) and ``best_epoch``, the validation
+        metric there, and ``epochs_run``.
+    """
     seed_everything(seed)
+    log = [] if log is None else log
     task_type = assay.task_type
     y = assay.dataset.y.numpy()
     train_y = y[split["train"]]
@@ -152,9 +189,20 @@ def _train_member(
         if task_type == CLASSIFICATION else None
     )
     metric = PRIMARY_METRIC[task_type]
-    best = {"epoch": -1, "value": math.nan, "state": None}
-    stale = 0
-    for epoch in range(recipe.max_epochs):
+    state = {"epoch": 0, "best_epoch": -1, "best_value": math.nan, "best_state": None, "stale": 0, "log": []}
+    if checkpoint is not None and checkpoint.is_file():
+        saved = load_training_state(checkpoint)
+        if saved.get("seed") != seed:
+            raise InputError(f"{checkpoint}: holds seed {saved.get('seed')}, not {seed}; delete it to start over")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        generator.set_state(saved["generator"])
+        set_rng_state(saved["rng"])
+        state = {key: saved[key] for key in state}
+        log.extend(state["log"])
+    stopped = state["stale"] >= recipe.patience
+    for epoch in range(state["epoch"], 0 if stopped else recipe.max_epochs):
         model.train()
         if recipe.freeze_encoder:
             model.encoder.eval()  # frozen batch-norm statistics stay those of pretraining
@@ -162,19 +210,25 @@ def _train_member(
             lambda batch: masked_loss(model(batch), batch.y, task_type, pos_weight),
             train_loader, optimizer, scheduler, device, progress, f"seed {seed} epoch {epoch + 1}",
         )
-        valid = evaluate(y[split["valid"]], _scores(model, valid_loader, task_type, scaler, device), task_type)
-        value = valid[metric]
-        log.append({"seed": seed, "epoch": epoch + 1, "train_loss": loss, f"valid_{metric}": value})
-        if best["state"] is None or improves(value, best["value"], metric):
-            best = {"epoch": epoch + 1, "value": value, "state": copy.deepcopy(model.state_dict())}
-            stale = 0
+        value = evaluate(y[split["valid"]], predict_scores(model, valid_loader, task_type, scaler, device), task_type)[metric]
+        record = {"seed": seed, "epoch": epoch + 1, "train_loss": loss, f"valid_{metric}": value}
+        log.append(record)
+        state["log"].append(record)
+        state["epoch"] = epoch + 1
+        if state["best_state"] is None or improves(value, state["best_value"], metric):
+            state.update(best_epoch=epoch + 1, best_value=value, best_state=copy.deepcopy(model.state_dict()), stale=0)
         else:
-            stale += 1
-            if stale >= recipe.patience:
-                break
-    model.load_state_dict(best["state"])
+            state["stale"] += 1
+        if checkpoint is not None:
+            save_training_state(checkpoint, {
+                "seed": seed, **state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "rng": rng_state(),
+            })
+        if state["stale"] >= recipe.patience:
+            break
+    model.load_state_dict(state["best_state"])
     model.eval()
-    return model, {"best_epoch": best["epoch"], f"valid_{metric}": best["value"], "epochs_run": epoch + 1}
+    return model, {"best_epoch": state["best_epoch"], f"valid_{metric}": state["best_value"], "epochs_run": state["epoch"]}
 
 
 def finetune(
@@ -198,6 +252,8 @@ def finetune(
     overwrite: bool = False,
     progress: bool = True,
     encoder_config: EncoderConfig | None = None,
+    resume: bool = False,
+    compare_rf: bool = True,
 ) -> FinetuneResult:
     """Fine-tune on an assay table and write a model directory (see the module docstring).
 
@@ -221,9 +277,15 @@ def finetune(
         progress: show progress bars.
         encoder_config: architecture of a from-scratch encoder (default: 5 layers x 300, as Hu et
             al.); a pretrained encoder keeps its own.
+        resume: continue an interrupted run in ``out`` (same arguments): finished members are
+            kept, the member in training continues from its last epoch, and the result equals
+            an uninterrupted run's.
+        compare_rf: also fit the fixed random forest on Morgan fingerprints
+            (:mod:`molft.baselines`) on the same split and report it beside the model.
 
     Raises:
-        InputError: bad table or labels, an unknown split column, or too few molecules to split.
+        InputError: bad table or labels, an unknown split column, too few molecules to split,
+            or nothing (or something different) to resume.
     """
     out = Path(out)
     if mode not in MODES:
@@ -231,11 +293,26 @@ def finetune(
     if seeds < 1:
         raise InputError("--seeds must be at least 1")
     if (out / FINETUNE_JSON).exists() and not overwrite:
+        if resume:
+            raise InputError(f"{out} holds a finished model; there is nothing to resume")
         raise InputError(f"{out} already holds a model; pass --overwrite to replace it, or choose another --out")
     pretrained_dir = resolve_pretrained(pretrained)
     if mode == "frozen" and pretrained_dir is None:
         raise InputError("--mode frozen needs a pretrained encoder; drop --pretrained none")
-    out.mkdir(parents=True, exist_ok=True)
+    request = {
+        "table": str(Path(table).resolve()), "table_sha256": _content_hash(Path(table)), "targets": list(targets),
+        "pretrained": str(pretrained_dir) if pretrained_dir else "none", "split": split, "seeds": seeds,
+        "split_seed": split_seed, "task_type": task_type, "smiles_column": smiles_column, "mode": mode,
+        "max_epochs": max_epochs, "batch_size": batch_size, "encoder_lr": encoder_lr, "head_lr": head_lr,
+        "freeze_encoder": freeze_encoder, "encoder_config": encoder_config.to_dict() if encoder_config else None,
+    }
+    progress_dir = out / PROGRESS_DIR
+    if resume:
+        _check_resumable(progress_dir, request)
+    elif progress_dir.exists():
+        shutil.rmtree(progress_dir)  # an interrupted run's state: this run starts over
+    progress_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(progress_dir / REQUEST_JSON, request)
     assay = load_assay(table, targets, out / "graphs", smiles_column, task_type,
                        vocab=_vocabulary_of(pretrained_dir), workers=workers, progress=progress)
     split_indices = split_assay(assay, split, split_seed)
@@ -249,21 +326,30 @@ def finetune(
     y = assay.dataset.y.numpy()
     scaler = TargetScaler.fit(y[split_indices["train"]]) if assay.task_type != CLASSIFICATION else None
 
-    from molft.finetune.frozen import fit_frozen_member
+    from molft.finetuning.frozen import fit_frozen_member
 
     loaders = {part: DataLoader(assay.dataset.subset(split_indices[part]), batch_size=256) for part in ("valid", "test")}
     epoch_log: list[dict] = []
     members, per_seed, predictions = [], [], {"valid": [], "test": []}
     for seed in range(seeds):
-        if mode == "frozen":
-            model, info = fit_frozen_member(assay, split_indices, seed, pretrained_dir, device_, scaler)
-        else:
-            model, info = _train_member(assay, split_indices, seed, recipe, pretrained_dir, scaler, device_,
-                                        progress, epoch_log, encoder_config)
         member_dir = out / "members" / f"seed-{seed}"
-        save_model(model, member_dir, extra={"seed": seed, **info}, overwrite=True)
+        finished = progress_dir / f"seed-{seed}.json"
+        if finished.is_file():  # resuming: this member was done before the interruption
+            done = read_json(finished)
+            model, info = load_model(member_dir, device_)[0], done["info"]
+            epoch_log.extend(done["log"])
+        else:
+            member_log: list[dict] = []
+            if mode == "frozen":
+                model, info = fit_frozen_member(assay, split_indices, seed, pretrained_dir, device_, scaler)
+            else:
+                model, info = train_member(assay, split_indices, seed, recipe, pretrained_dir, scaler, device_,
+                                           progress, member_log, encoder_config, progress_dir / f"seed-{seed}.pt")
+            save_model(model, member_dir, extra={"seed": seed, **info}, overwrite=True)
+            write_json_atomic(finished, {"info": info, "log": member_log})
+            epoch_log.extend(member_log)
         members.append(str(member_dir.relative_to(out)))
-        scores = {part: _scores(model, loaders[part], assay.task_type, scaler, device_) for part in loaders}
+        scores = {part: predict_scores(model, loaders[part], assay.task_type, scaler, device_) for part in loaders}
         for part in loaders:
             predictions[part].append(scores[part])
         per_seed.append({
@@ -272,6 +358,8 @@ def finetune(
         })
 
     metrics = _summarise(per_seed, predictions, y, split_indices, assay)
+    if compare_rf:
+        metrics["baselines"] = {"random_forest": _random_forest_metrics(assay, split_indices)}
     config = {
         "format": "molft-finetuned", "version": 1, "mode": mode,
         "targets": assay.targets, "task_type": assay.task_type,
@@ -290,7 +378,43 @@ def finetune(
     if epoch_log:
         _plot_learning_curve(out / "learning_curve.png", epoch_log, PRIMARY_METRIC[assay.task_type])
     (out / "summary.md").write_text(_summary_text(config, metrics, assay))
+    shutil.rmtree(progress_dir)
     return FinetuneResult(out=out, metrics=metrics, recipe=recipe)
+
+
+def _random_forest_metrics(assay: Assay, split: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The fixed Morgan-fingerprint random forest (seed 0) on the same split, scored like the model."""
+    from molft.baselines import RF_SETTINGS, fit_random_forest, morgan_fingerprints
+
+    y = assay.dataset.y.numpy()
+    fitted = fit_random_forest(morgan_fingerprints(assay.smiles), y, split, assay.task_type, seed=0)
+    return {
+        "valid": evaluate(y[split["valid"]], fitted.valid, assay.task_type, assay.targets),
+        "test": evaluate(y[split["test"]], fitted.test, assay.task_type, assay.targets),
+        "settings": {**RF_SETTINGS, "random_state": 0},
+    }
+
+
+def _content_hash(table: Path) -> str | None:
+    """SHA-256 of a table file (of meta.json for a featurized directory), to check a resume's input."""
+    from molft.data.featurized import META, file_sha256
+
+    path = table / META if table.is_dir() else table
+    return file_sha256(path) if path.is_file() else None
+
+
+def _check_resumable(progress_dir: Path, request: dict[str, Any]) -> None:
+    """Refuse to resume a run that is not there or was started with other arguments."""
+    path = progress_dir / REQUEST_JSON
+    if not path.is_file():
+        raise InputError(f"{progress_dir.parent}: no interrupted fine-tuning to resume (no {PROGRESS_DIR}/{REQUEST_JSON})")
+    saved = read_json(path)
+    differing = [f"{key}: {saved.get(key)!r} then, {value!r} now" for key, value in request.items() if saved.get(key) != value]
+    if differing:
+        raise InputError(
+            f"{progress_dir.parent}: cannot resume with different arguments ({'; '.join(differing)}); rerun with "
+            "the same ones, or start over without --resume"
+        )
 
 
 def _vocabulary_of(pretrained_dir: Path | None) -> str:
@@ -369,6 +493,11 @@ def _summary_text(config: dict, metrics: dict, assay: Assay) -> str:
         lines.append(f"| {part} (mean ± std over seeds) | " + " | ".join(cells) + " |")
         ensemble = [f"{metrics[f'{part}_ensemble'][m]:.3f}" for m in metrics[f"{part}_mean"]]
         lines.append(f"| {part} (ensemble) | " + " | ".join(ensemble) + " |")
+    forest = metrics.get("baselines", {}).get("random_forest")
+    if forest:
+        for part in ("valid", "test"):
+            cells = [f"{forest[part][m]:.3f}" for m in metrics[f"{part}_mean"]]
+            lines.append(f"| {part}: random forest on Morgan fingerprints (baseline) | " + " | ".join(cells) + " |")
     best_epochs = [s.get("best_epoch") for s in metrics["seeds"]]
     lines += ["", f"Selected on validation {primary}; best epochs per seed: {best_epochs}."]
     undefined = sorted(

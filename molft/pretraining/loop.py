@@ -29,7 +29,7 @@ transforming, forward, backward, step; not writing checkpoints or plots).
 **Distributed.** Under ``torchrun`` (``WORLD_SIZE > 1``) each process joins the process group
 (gloo on CPU, NCCL on CUDA) and trains a DistributedDataParallel copy. ``batch_size`` is the
 *global* batch: global batch ``k`` is the same graphs as in one process, split into contiguous
-per-rank slices. Losses are means over the global batch (:func:`~molft.pretrain.objectives.world_mean`),
+per-rank slices. Losses are means over the global batch (:func:`~molft.pretraining.objectives.world_mean`),
 and BatchNorm layers normalize with global-batch statistics (:class:`GlobalBatchNorm`, which,
 unlike ``torch.nn.SyncBatchNorm``, also runs on CPU); so a step under DDP equals a step of one
 process on the global batch, up to float rounding. Pass ``sync_batch_norm=False`` for per-rank
@@ -59,14 +59,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch_geometric.data import Batch, Data
 from tqdm.auto import tqdm
 
-from molft.checkpoints import WEIGHTS, save_encoder
+from molft.checkpoints import WEIGHTS, load_training_state, save_encoder, save_training_state
 from molft.data.featurized import META, featurize_file, file_sha256, load_featurized
 from molft.errors import InputError
 from molft.featurize.graph import GraphArrays
-from molft.finetune.recipe import lr_factor
+from molft.finetuning.recipe import lr_factor
 from molft.models.encoder import EncoderConfig, GINEncoder
-from molft.pretrain.objectives import ObjectiveSet, build_objectives, format_objectives, parse_objectives
-from molft.runtime import resolve_device, run_metadata, seed_everything, write_json_atomic
+from molft.pretraining.objectives import ObjectiveSet, build_objectives, format_objectives, parse_objectives
+from molft.runtime import resolve_device, rng_state, run_metadata, seed_everything, set_rng_state, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -391,19 +391,6 @@ def _load_corpus(
 # Checkpoints and logs
 
 
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(state["cuda"]))
-
-
 def _plain_encoder(encoder: GINEncoder) -> GINEncoder:
     """A fresh GINEncoder (plain BatchNorm, on CPU) holding ``encoder``'s weights."""
     with torch.random.fork_rng(devices=[]):  # its random init must not move the training RNG
@@ -424,7 +411,7 @@ def _write_checkpoint(out: Path, encoder: GINEncoder, objectives: ObjectiveSet, 
     safetensors.torch.save_file(
         {k: v.detach().cpu().contiguous() for k, v in objectives.state_dict().items()}, str(partial / HEADS)
     )
-    torch.save(state, partial / TRAIN_STATE)
+    save_training_state(partial / TRAIN_STATE, state)
     if final.exists():
         if old.exists():
             shutil.rmtree(old)
@@ -444,10 +431,7 @@ def _find_checkpoint(out: Path) -> Path | None:
 
 
 def _read_checkpoint(path: Path, encoder: GINEncoder, objectives: ObjectiveSet, device: torch.device) -> dict[str, Any]:
-    try:
-        state = torch.load(path / TRAIN_STATE, map_location="cpu", weights_only=True)
-    except Exception as error:  # refuses anything but tensors and plain types
-        raise InputError(f"{path / TRAIN_STATE}: cannot be read safely ({type(error).__name__}: {error})") from None
+    state = load_training_state(path / TRAIN_STATE)
     safetensors.torch.load_model(encoder, str(path / ENCODER_DIR / WEIGHTS), strict=True, device=str(device))
     safetensors.torch.load_model(objectives, str(path / HEADS), strict=True, device=str(device))
     return state
@@ -739,7 +723,7 @@ def _train(
         _compare_configs(state["config"], config.to_dict(), checkpoint)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         epoch, batch_in_epoch, step = int(state["epoch"]), int(state["batch_in_epoch"]), int(state["step"])
         epoch_means = _Means(state["epoch_means"] if lead else None)  # the sums are over all ranks already
         saved_last_means = {k: float(v) for k, v in state.get("last_epoch_means", {}).items()}
@@ -778,7 +762,7 @@ def _train(
             "data_seed": config.seed,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "epoch_means": partial_epoch.state(),  # summed over ranks
             "last_epoch_means": dict(last_epoch_means),
         }

@@ -1,7 +1,7 @@
 """Self-supervised pretraining of GIN encoders: objectives, masking and the training loop."""
 
 # objectives first: the objective modules import its base class, and it imports them last.
-from molft.pretrain.objectives import (
+from molft.pretraining.objectives import (
     OBJECTIVES,
     Objective,
     ObjectiveSet,
@@ -10,8 +10,8 @@ from molft.pretrain.objectives import (
     parse_objectives,
     world_mean,
 )
-from molft.pretrain.masking import AttrMasking, GraphMAE
-from molft.pretrain.loop import PretrainConfig, PretrainResult, pretrain
+from molft.pretraining.masking import AttrMasking, GraphMAE
+from molft.pretraining.loop import PretrainConfig, PretrainResult, pretrain
 
 __all__ = [
     "OBJECTIVES",

@@ -19,7 +19,7 @@ from torch_geometric.loader import DataLoader
 from molft.checkpoints import load_encoder
 from molft.data.assay import Assay
 from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, improves, task_metric
-from molft.finetune.recipe import TargetScaler
+from molft.finetuning.recipe import TargetScaler
 from molft.models.heads import PropertyModel
 from molft.training import predict_batches
 

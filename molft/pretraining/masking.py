@@ -33,7 +33,7 @@ from torch_geometric.nn import MessagePassing
 from molft.errors import InputError
 from molft.featurize.vocab import MASK, Vocabulary, get_vocabulary
 from molft.models.encoder import BondEncoder, EncoderConfig
-from molft.pretrain.objectives import Objective, node_dim, world_mean
+from molft.pretraining.objectives import Objective, node_dim, world_mean
 
 ATOM_TYPE = "atomic_num"
 BOND_TYPE = "bond_type"

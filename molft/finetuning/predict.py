@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import expit
 from torch_geometric.loader import DataLoader
 
 from molft.checkpoints import load_model
@@ -17,7 +19,7 @@ from molft.data.tables import ROW_NUMBER, read_table
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION
 from molft.featurize.graph import featurize_many
-from molft.finetune.recipe import TargetScaler
+from molft.finetuning.recipe import TargetScaler
 from molft.models.heads import PropertyModel
 from molft.runtime import read_json, resolve_device
 from molft.training import predict_batches
@@ -75,10 +77,26 @@ class FinetunedModel:
         for member in self.members:
             raw = predict_batches(member, loader, device)
             if self.task_type == CLASSIFICATION:
-                outputs.append(1.0 / (1.0 + np.exp(-raw)))
+                outputs.append(expit(raw))
             else:
                 outputs.append(self.scaler.inverse(raw) if self.scaler is not None else raw)
         return np.stack(outputs)
+
+
+def free_column_name(name: str, taken: Iterable[str]) -> str:
+    """``name``, or ``molft_<name>`` (then ``molft_<name>_2``...) when the table already has it.
+
+    Example:
+        >>> free_column_name("error", ["smiles", "error"])
+        'molft_error'
+    """
+    taken = set(taken)
+    if name not in taken:
+        return name
+    candidate, number = f"molft_{name}", 2
+    while candidate in taken:
+        candidate, number = f"molft_{name}_{number}", number + 1
+    return candidate
 
 
 def predict(
@@ -94,7 +112,9 @@ def predict(
 
     The output keeps every input row in input order with all its columns, then adds
     ``<target>_pred`` (mean over the ensemble), ``<target>_std`` (spread over the ensemble, for
-    more than one member) and ``error`` (empty for rows that were predicted).
+    more than one member) and ``error`` (empty for rows that were predicted). An input column
+    that already has one of these names is kept as it is; the new column is then called
+    ``molft_<name>`` (``output.attrs["added_columns"]`` lists the names used).
 
     Args:
         model_dir: a directory written by ``molft finetune``.
@@ -111,18 +131,24 @@ def predict(
     result = featurize_many(frame[source.smiles_column].tolist(), model.vocabulary, workers=workers, progress=progress)
     scores = model.predict_graphs(GraphDataset(result.graphs), device_)
     output = frame.drop(columns=[ROW_NUMBER]).copy()
+    added: dict[str, np.ndarray] = {}
     for j, name in enumerate(model.targets):
         mean = np.full(len(frame), np.nan)
         mean[result.indices] = scores[:, :, j].mean(axis=0)
-        output[f"{name}_pred"] = mean
+        added[f"{name}_pred"] = mean
         if len(model.members) > 1:
             std = np.full(len(frame), np.nan)
             std[result.indices] = scores[:, :, j].std(axis=0)
-            output[f"{name}_std"] = std
+            added[f"{name}_std"] = std
     errors = np.full(len(frame), "", dtype=object)
     for failure in result.failures:
         errors[failure.index] = failure.reason
-    output[ERROR_COLUMN] = errors
+    added[ERROR_COLUMN] = errors
+    names = {}
+    for name, values in added.items():
+        names[name] = free_column_name(name, output.columns)
+        output[names[name]] = values
+    output.attrs["added_columns"] = names
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

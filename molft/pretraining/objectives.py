@@ -1,7 +1,7 @@
 """Self-supervised pretraining objectives: one interface, one registry, weighted combinations.
 
 An objective is an :class:`Objective`, an ``nn.Module`` that owns its prediction heads and
-supplies two things to the pretraining loop (:func:`molft.pretrain.loop.pretrain`):
+supplies two things to the pretraining loop (:func:`molft.pretraining.loop.pretrain`):
 
 * ``transform(data, generator) -> data``: a per-graph transform applied in the data loader
   (masking, context sampling). It never mutates its input and draws every random number from
@@ -253,8 +253,8 @@ def build_objectives(
 
 
 # The registry comes last: the objective modules import the base class above.
-from molft.pretrain.context import ContextPrediction  # noqa: E402
-from molft.pretrain.masking import AttrMasking, GraphMAE  # noqa: E402
+from molft.pretraining.context import ContextPrediction  # noqa: E402
+from molft.pretraining.masking import AttrMasking, GraphMAE  # noqa: E402
 
 #: name -> objective class. Add an objective by adding one entry.
 OBJECTIVES: dict[str, type[Objective]] = {

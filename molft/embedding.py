@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from molft.data.dataset import GraphDataset
 from molft.data.tables import ROW_NUMBER, read_table
 from molft.errors import InputError
 from molft.featurize.graph import featurize_many
-from molft.finetune.predict import FINETUNE_JSON, FinetunedModel
+from molft.finetuning.predict import FINETUNE_JSON, FinetunedModel
 from molft.models.heads import PropertyModel
 from molft.pretrained import resolve_pretrained
 from molft.runtime import resolve_device
