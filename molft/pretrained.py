@@ -10,6 +10,8 @@ from molft.runtime import PROJECT_ROOT
 #: shipped encoders, by name, under the project's data/ folder
 SHIPPED = {
     "default": "pretrained/gin-attrmask-zinc",
+    "attrmask": "pretrained/gin-attrmask-zinc",
+    "contextpred": "pretrained/gin-contextpred-zinc",
 }
 SHIPPED_DIR = PROJECT_ROOT / "data"
 

@@ -16,6 +16,7 @@ from molft.featurize.graph import smiles_to_graph
 from molft.featurize.vocab import get_vocabulary
 from molft.models import EncoderConfig, GINEncoder, PropertyModel
 from molft.runtime import seed_everything
+from molft.pretrained import SHIPPED, resolve_pretrained
 
 SMILES = ["CCO", "c1ccccc1O", "C[C@H](N)C(=O)O", "F/C=C/F", "C"]
 
@@ -300,3 +301,18 @@ def test_pretrain_gnns_import_checks_shapes_and_names(tmp_path):
         import_pretrain_gnns(tmp_path / "gcn.pth")
     with pytest.raises(InputError, match="looks like a pretrain-gnns checkpoint: use import_pretrain_gnns"):
         load_encoder(tmp_path / "gcn.pth")
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_every_shipped_encoder_loads_with_its_documented_architecture(name):
+    directory = resolve_pretrained(name)
+    encoder, config = load_encoder(directory)
+    assert (encoder.config.num_layers, encoder.config.hidden_dim, encoder.config.vocabulary) == (5, 300, "ogb")
+    assert (directory / "README.md").is_file() and (directory / "log.jsonl").is_file()
+    trained = json.loads((directory / "pretrain.json").read_text())
+    assert trained["molecules"] >= 250_000  # the minimum scale
+
+
+def test_unknown_encoder_names_are_refused_listing_the_shipped_ones():
+    with pytest.raises(InputError, match="contextpred"):
+        resolve_pretrained("no-such-encoder")
