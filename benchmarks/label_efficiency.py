@@ -61,7 +61,7 @@ from molft.data.splits import DEFAULT_BUDGETS, label_budgets
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, evaluate, higher_is_better
 from molft.finetuning.frozen import fit_frozen_member
-from molft.finetuning.recipe import TargetScaler, choose_recipe
+from molft.finetuning.recipe import Recipe, TargetScaler, choose_recipe
 from molft.finetuning.train import predict_scores, train_member
 from molft.models.encoder import EncoderConfig
 from molft.pretrained import resolve_pretrained
@@ -311,8 +311,12 @@ def _metrics(y: np.ndarray, scores: np.ndarray, task_type: str) -> dict[str, flo
 
 
 def run_gnn(data: BenchmarkDataset, method: Method, train: np.ndarray, seed: int, max_epochs: int | None,
-            device: torch.device) -> dict[str, Any]:
-    """Fine-tune, fit the frozen head, or train from scratch on ``train``; scores at the best-validation epoch."""
+            device: torch.device, protocol: Recipe | None = None) -> dict[str, Any]:
+    """Fine-tune, fit the frozen head, or train from scratch on ``train``; scores at the best-validation epoch.
+
+    ``protocol`` replaces molft's recipe (chosen by label count) with a fixed one, e.g.
+    :data:`molft.finetuning.recipe.HU2020_PROTOCOL`, which keeps the last epoch instead.
+    """
     vocabulary = method.encoder.vocabulary if method.encoder is not None else "ogb"
     loaded = data.by_vocabulary[vocabulary]
     view, split = _view(loaded, data.split(train))
@@ -326,7 +330,7 @@ def run_gnn(data: BenchmarkDataset, method: Method, train: np.ndarray, seed: int
         info.update(best_epoch=None, epochs_run=None, model_seed=0, recipe="frozen-linear",
                     strengths=member["strengths"])
     else:
-        recipe = choose_recipe(len(train), pretrained=method.pretrained is not None)
+        recipe = protocol or choose_recipe(len(train), pretrained=method.pretrained is not None)
         if max_epochs is not None:
             recipe = replace(recipe, max_epochs=max_epochs)
         epochs: list[dict] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,10 +17,11 @@ from molft.cli import app
 from molft.data.assay import load_assay, split_assay
 from molft.embedding import embed
 from molft.errors import InputError
+from molft.evaluate import evaluate
 from molft.finetuning.frozen import fit_linear_head
 from molft.finetuning.predict import predict
-from molft.finetuning.recipe import TargetScaler
-from molft.finetuning.train import finetune, masked_loss
+from molft.finetuning.recipe import HU2020_PROTOCOL, TargetScaler
+from molft.finetuning.train import finetune, masked_loss, predict_scores, train_member
 from molft.models.encoder import EncoderConfig
 from molft.training import predict_batches
 
@@ -181,3 +183,16 @@ def test_cli_finetune_then_predict(tmp_path, small_assay, tiny_pretrained):
     missing = runner.invoke(app, ["finetune", str(small_assay), "--target", "pIC50", "--out", str(tmp_path / "x"),
                                   "--pretrained", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "not a pretrained encoder directory" in missing.output
+
+
+def test_a_last_epoch_recipe_keeps_the_final_weights(small_assay, tiny_pretrained, tmp_path):
+    assay = load_assay(small_assay, ["active"], tmp_path / "graphs", progress=False)
+    split = split_assay(assay)
+    recipe = replace(HU2020_PROTOCOL, max_epochs=3, patience=3)
+    log: list[dict] = []
+    model, info = train_member(assay, split, 0, recipe, tiny_pretrained, None, torch.device("cpu"), log=log)
+    assert info["selected"] == "last" and info["epochs_run"] == 3 and len(log) == 3
+    valid = DataLoader(assay.dataset.subset(split["valid"]), batch_size=256)
+    final = evaluate(assay.dataset.y.numpy()[split["valid"]], predict_scores(model, valid, assay.task_type, None, "cpu"),
+                  assay.task_type)["roc_auc"]
+    assert final == pytest.approx(log[-1]["valid_roc_auc"])  # the model is the last epoch's, not the best's

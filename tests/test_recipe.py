@@ -11,6 +11,8 @@ import torch
 from molft.errors import InputError
 from molft.evaluate import evaluate, task_metric
 from molft.finetuning.recipe import (
+    HU2020_PROTOCOL,
+    Recipe,
     TargetScaler,
     choose_recipe,
     infer_task_type,
@@ -73,3 +75,11 @@ def test_metrics_skip_missing_labels_and_single_class_tasks():
     assert task_metric("rmse", np.array([1.0, np.nan, 3.0]), np.array([2.0, 100.0, 3.0])) == pytest.approx(
         math.sqrt(0.5)
     )
+
+
+def test_hu2020_protocol_is_constant_rate_last_epoch_and_unweighted():
+    assert [lr_factor(step, 1000, 0, HU2020_PROTOCOL.schedule) for step in (0, 500, 999)] == [1.0, 1.0, 1.0]
+    assert HU2020_PROTOCOL.select == "last" and not HU2020_PROTOCOL.positive_weighting
+    assert (HU2020_PROTOCOL.max_epochs, HU2020_PROTOCOL.batch_size, HU2020_PROTOCOL.dropout) == (100, 32, 0.5)
+    with pytest.raises(InputError, match="unknown schedule"):
+        Recipe("x", 1e-3, 1e-3, schedule="linear")

@@ -18,6 +18,10 @@ from molft.evaluate import CLASSIFICATION, REGRESSION
 from molft.errors import InputError
 
 
+SCHEDULES = ("cosine", "constant")
+SELECTIONS = ("best", "last")
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How to train: learning rates, freezing, schedule and stopping.
@@ -33,6 +37,9 @@ class Recipe:
         patience: epochs without validation improvement before stopping.
         batch_size: molecules per step.
         dropout: encoder dropout while fine-tuning.
+        schedule: ``"cosine"`` (warmup then cosine decay) or ``"constant"``.
+        select: ``"best"`` (restore the best-validation epoch) or ``"last"`` (keep the final epoch).
+        positive_weighting: weight positives by negatives/positives per task (classification).
     """
 
     name: str
@@ -45,6 +52,15 @@ class Recipe:
     patience: int = 8
     batch_size: int = 32
     dropout: float = 0.1
+    schedule: str = "cosine"
+    select: str = "best"
+    positive_weighting: bool = True
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        if self.select not in SELECTIONS:
+            raise InputError(f"unknown selection {self.select!r}; choose one of: {', '.join(SELECTIONS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,8 +82,19 @@ def choose_recipe(num_labels: int, pretrained: bool) -> Recipe:
     return Recipe("full-moderate-lr", encoder_lr=3e-4, head_lr=1e-3)
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Multiplier of the base learning rate: linear warmup to 1, then cosine decay to 0."""
+#: Hu et al. 2020's fine-tuning protocol (pretrain-gnns ``finetune.py`` defaults): Adam at 1e-3
+#: for every layer, no weight decay, constant rate, batch 32, dropout 0.5, 100 epochs, plain
+#: binary cross-entropy, and the model of the final epoch (no early stopping).
+HU2020_PROTOCOL = Recipe(
+    "hu2020", encoder_lr=1e-3, head_lr=1e-3, weight_decay=0.0, warmup_fraction=0.0, max_epochs=100,
+    patience=100, batch_size=32, dropout=0.5, schedule="constant", select="last", positive_weighting=False,
+)
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str = "cosine") -> float:
+    """Multiplier of the base learning rate: linear warmup to 1, then cosine decay to 0 (or constant 1)."""
+    if schedule == "constant":
+        return 1.0
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)

@@ -159,8 +159,8 @@ def train_member(
             continues from it and ends with the same weights as an uninterrupted run.
 
     Returns:
-        the model at its best validation epoch (eval mode) and ``best_epoch``, the validation
-        metric there, and ``epochs_run``.
+        the model at its best validation epoch (or its last, with ``recipe.select == "last"``;
+        eval mode) and ``best_epoch``, the validation metric there, ``epochs_run`` and ``selected``.
     """
     seed_everything(seed)
     log = [] if log is None else log
@@ -183,10 +183,12 @@ def train_member(
     optimizer = torch.optim.AdamW(parameter_groups(model.encoder, model.readout, recipe))
     total = recipe.max_epochs * max(1, len(train_loader))
     warmup = int(recipe.warmup_fraction * total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total, warmup, recipe.schedule)
+    )
     pos_weight = (
         torch.as_tensor(positive_weights(train_y), dtype=torch.float32, device=device)
-        if task_type == CLASSIFICATION else None
+        if task_type == CLASSIFICATION and recipe.positive_weighting else None
     )
     metric = PRIMARY_METRIC[task_type]
     state = {"epoch": 0, "best_epoch": -1, "best_value": math.nan, "best_state": None, "stale": 0, "log": []}
@@ -226,9 +228,11 @@ def train_member(
             })
         if state["stale"] >= recipe.patience:
             break
-    model.load_state_dict(state["best_state"])
+    if recipe.select == "best":
+        model.load_state_dict(state["best_state"])
     model.eval()
-    return model, {"best_epoch": state["best_epoch"], f"valid_{metric}": state["best_value"], "epochs_run": state["epoch"]}
+    return model, {"best_epoch": state["best_epoch"], f"valid_{metric}": state["best_value"], "epochs_run": state["epoch"],
+                   "selected": recipe.select}
 
 
 def finetune(
