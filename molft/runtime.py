@@ -14,6 +14,7 @@ import torch
 from torch_geometric import seed_everything as _pyg_seed_everything
 
 DATA_DIR_ENV = "MOLFT_DATA_DIR"
+CACHE_DIR_ENV = "MOLFT_CACHE_DIR"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -50,6 +51,11 @@ def default_data_dir() -> Path | None:
         return Path(os.environ[DATA_DIR_ENV]).expanduser()
     candidate = PROJECT_ROOT.parent / "shared" / "data"
     return candidate if candidate.is_dir() else None
+
+
+def default_cache_dir() -> Path:
+    """Where molft caches featurized datasets and corpora: ``$MOLFT_CACHE_DIR``, else ``~/.cache/molft``."""
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "molft").expanduser()
 
 
 def git_sha() -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,18 @@ def data_dir() -> Path:
     if found is None or not found.is_dir():
         pytest.skip("no data directory (set MOLFT_DATA_DIR) - real-data check skipped")
     return found
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Featurization caches go to a temporary folder, never to the user's ~/.cache/molft."""
+    previous = os.environ.get("MOLFT_CACHE_DIR")
+    os.environ["MOLFT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("MOLFT_CACHE_DIR", None)
+    else:
+        os.environ["MOLFT_CACHE_DIR"] = previous
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -24,7 +24,7 @@ from molft.featurize.graph import featurize_many, smiles_to_graph
 from molft.featurize.vocab import get_vocabulary
 from molft.models import EncoderConfig, GINEncoder
 from molft.pretraining import build_objectives, parse_objectives
-from molft.pretraining.loop import epoch_batches, pretrain
+from molft.pretraining.loop import corpus_cache_path, epoch_batches, pretrain
 from molft.pretraining.masking import atom_mask_row, mask_graph
 
 TINY = {"num_layers": 2, "hidden_dim": 32}
@@ -201,9 +201,16 @@ def test_pretrain_featurizes_a_smiles_table_first(tmp_path, smiles):
     table.write_text("smiles\n" + "\n".join(smiles[:20] + ["not a smiles"]) + "\n")
     result = run_pretrain(table, tmp_path / "run", epochs=1, encoder={**TINY, "vocabulary": "hu2020"})
     assert result.molecules == 20
-    assert (tmp_path / "run" / "corpus.graphs" / "meta.json").is_file()
+    cached = corpus_cache_path(table, "hu2020")
+    assert (cached / "meta.json").is_file() and cached.is_relative_to(os.environ["MOLFT_CACHE_DIR"])
     encoder, _ = load_encoder(result.encoder)
     assert encoder.config.vocabulary == "hu2020"
+
+    stamp = (cached / "meta.json").stat().st_mtime_ns
+    run_pretrain(table, tmp_path / "again", epochs=1, encoder={**TINY, "vocabulary": "hu2020"})
+    assert (cached / "meta.json").stat().st_mtime_ns == stamp  # featurized once, reused by the next run
+    table.write_text("smiles\n" + "\n".join(smiles[:10]) + "\n")  # new content: a new cache entry
+    assert run_pretrain(table, tmp_path / "third", epochs=1, encoder=TINY).molecules == 10
 
 
 DDP_OPTIONS = dict(

@@ -35,11 +35,10 @@ from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, REGRESSION
 from molft.featurize.graph import Failure, GraphArrays, featurize_many
 from molft.featurize.vocab import OGB, Vocabulary, get_vocabulary
-from molft.runtime import DATA_DIR_ENV, PROJECT_ROOT, default_data_dir
+from molft.runtime import DATA_DIR_ENV, PROJECT_ROOT, default_cache_dir, default_data_dir
 
 logger = logging.getLogger(__name__)
 
-CACHE_DIR_ENV = "MOLFT_CACHE_DIR"
 CACHE_VERSION = 1
 SPLITS = ("scaffold", "random", "column:NAME")
 _S3 = "https://deepchemdata.s3-us-west-1.amazonaws.com/datasets/"
@@ -275,11 +274,6 @@ def _labels(frame: pd.DataFrame, columns: list[str], path: Path) -> np.ndarray:
             "(labels must be numbers; leave a cell empty for a missing label)"
         )
     return values.to_numpy(dtype=np.float32).reshape(len(frame), len(columns))
-
-
-def default_cache_dir() -> Path:
-    """Where molft caches featurized datasets: ``$MOLFT_CACHE_DIR``, else ``~/.cache/molft``."""
-    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "molft").expanduser()
 
 
 def _cached(path: Path | None, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

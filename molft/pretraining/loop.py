@@ -4,7 +4,6 @@ One function, :func:`pretrain`. A run directory looks like::
 
     out/
       pretrain.json        the run's settings (PretrainConfig) and run metadata
-      corpus.graphs/       the featurized corpus, when a raw SMILES table was given
       log.jsonl            one line every ``log_every_steps`` steps and one per epoch
       loss.png             the losses against steps
       checkpoint/          the latest state, replaced atomically every epoch and every N steps:
@@ -66,7 +65,15 @@ from molft.featurize.graph import GraphArrays
 from molft.finetuning.recipe import lr_factor
 from molft.models.encoder import EncoderConfig, GINEncoder
 from molft.pretraining.objectives import ObjectiveSet, build_objectives, format_objectives, parse_objectives
-from molft.runtime import resolve_device, rng_state, run_metadata, seed_everything, set_rng_state, write_json_atomic
+from molft.runtime import (
+    default_cache_dir,
+    resolve_device,
+    rng_state,
+    run_metadata,
+    seed_everything,
+    set_rng_state,
+    write_json_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +81,6 @@ LOG = "log.jsonl"
 PLOT = "loss.png"
 CHECKPOINT = "checkpoint"
 ENCODER_DIR = "encoder"
-CORPUS_DIR = "corpus.graphs"
 RUN_CONFIG = "pretrain.json"
 HEADS = "objectives.safetensors"
 TRAIN_STATE = "train_state.pt"
@@ -337,6 +343,24 @@ class PretrainModel(nn.Module):
 # Corpus
 
 
+def corpus_cache_path(table: Path, vocabulary: str, cache_dir: Path | None = None) -> Path:
+    """Where a SMILES table is featurized once for pretraining, keyed by its content hash and vocabulary.
+
+    ``<cache>/corpora/<file name>-<sha256[:16]>-<vocabulary>.graphs`` (cache: ``$MOLFT_CACHE_DIR`` or
+    ``~/.cache/molft``), so every run on the same file and vocabulary shares one featurization.
+    """
+    digest = file_sha256(table)[:16]
+    return (cache_dir or default_cache_dir()) / "corpora" / f"{table.name}-{digest}-{vocabulary}.graphs"
+
+
+def _cached_corpus_matches(featurized: Path, table: Path, vocabulary: str) -> bool:
+    """A complete featurization (``meta.json`` is written last) of this very file with this vocabulary."""
+    if not (featurized / META).is_file():
+        return False
+    meta = json.loads((featurized / META).read_text())
+    return meta.get("source_sha256") == file_sha256(table) and meta.get("vocabulary") == vocabulary
+
+
 def _load_corpus(
     corpus: Path,
     out: Path,
@@ -361,18 +385,13 @@ def _load_corpus(
         featurized = corpus
     else:
         vocab = vocabulary or "ogb"
-        featurized = out / CORPUS_DIR
+        featurized = corpus_cache_path(corpus, vocab)
         if rank == 0:
-            if (featurized / META).is_file():
-                meta = json.loads((featurized / META).read_text())
-                if meta.get("source_sha256") != file_sha256(corpus) or meta.get("vocabulary") != vocab:
-                    raise InputError(
-                        f"{featurized} was featurized from another file or vocabulary than {corpus} ({vocab}); "
-                        "move it away or choose another out"
-                    )
+            if _cached_corpus_matches(featurized, corpus, vocab):
+                logger.info("reusing the featurized corpus %s", featurized)
             else:
-                out.mkdir(parents=True, exist_ok=True)
-                featurize_file(corpus, featurized, smiles_column, vocab, workers=workers, progress=progress)
+                featurize_file(corpus, featurized, smiles_column, vocab, workers=workers, progress=progress,
+                               overwrite=True)
         if world > 1:
             dist.barrier()
         table = load_featurized(featurized)
@@ -554,7 +573,7 @@ def pretrain(
 
     Args:
         corpus: a featurized directory (``molft featurize``) or a SMILES table, which is first
-            featurized into ``out/corpus.graphs``.
+            featurized once into the cache (:func:`corpus_cache_path`) and reused by later runs.
         out: the run directory (created).
         objectives: names and weights, e.g. ``"attr_masking"`` or ``"attr_masking:1,graphmae:0.5"``.
         epochs: passes over the corpus.
