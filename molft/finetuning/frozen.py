@@ -80,7 +80,10 @@ def fit_frozen_member(
     if seed > 0:
         train = np.random.default_rng(seed).choice(train, size=len(train), replace=True)
     mean = embeddings[train].mean(axis=0)
-    std = embeddings[train].std(axis=0) + 1e-6
+    std = embeddings[train].std(axis=0)
+    # A feature (almost) constant on the training set carries nothing to learn from; dividing by
+    # its tiny spread would turn any test-time variation into huge predictions. Leave it unscaled.
+    std = np.where(std > 1e-4, std, 1.0)
     standard = (embeddings - mean) / std
     weight, bias, chosen = fit_linear_head(
         standard[train], y[train], standard[split["valid"]], y[split["valid"]], assay.task_type, seed
