@@ -351,6 +351,7 @@ def finetune(
                                            progress, member_log, encoder_config, progress_dir / f"seed-{seed}.pt")
             save_model(model, member_dir, extra={"seed": seed, **info}, overwrite=True)
             write_json_atomic(finished, {"info": info, "log": member_log})
+            (progress_dir / f"seed-{seed}.pt").unlink(missing_ok=True)  # its training state is done with
             epoch_log.extend(member_log)
         members.append(str(member_dir.relative_to(out)))
         scores = {part: predict_scores(model, loaders[part], assay.task_type, scaler, device_) for part in loaders}
