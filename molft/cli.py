@@ -152,6 +152,8 @@ def finetune(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in OUT (same arguments).")] = False,
     compare_rf: Annotated[bool, typer.Option(help="Report a random forest on Morgan fingerprints on the same split.")] = True,
+    focal_gamma: Annotated[float | None, typer.Option(min=0.0, help="Focal loss exponent for classification (0: BCE).")] = None,
+    gradual_unfreezing: Annotated[bool | None, typer.Option("--gradual-unfreezing/--no-gradual-unfreezing", help="Head first, then one more encoder layer per epoch (top first).")] = None,
 ) -> None:
     """Fine-tune the pretrained encoder on your assay; writes weights, metrics, predictions and a summary.
 
@@ -163,7 +165,7 @@ def finetune(
     result = run_finetune(
         table, target, out, pretrained, split, seeds, split_seed, task_type, smiles_column, mode,
         max_epochs, batch_size, encoder_lr, head_lr, freeze_encoder, device, workers, overwrite,
-        resume=resume, compare_rf=compare_rf,
+        resume=resume, compare_rf=compare_rf, focal_gamma=focal_gamma, gradual_unfreezing=gradual_unfreezing,
     )
     typer.echo(result.summary())
 

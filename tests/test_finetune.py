@@ -20,7 +20,7 @@ from molft.errors import InputError
 from molft.evaluate import evaluate
 from molft.finetuning.frozen import fit_linear_head
 from molft.finetuning.predict import predict
-from molft.finetuning.recipe import HU2020_PROTOCOL, TargetScaler
+from molft.finetuning.recipe import HU2020_PROTOCOL, Recipe, TargetScaler
 from molft.finetuning.train import finetune, masked_loss, predict_scores, train_member
 from molft.models.encoder import EncoderConfig
 from molft.training import predict_batches
@@ -196,3 +196,33 @@ def test_a_last_epoch_recipe_keeps_the_final_weights(small_assay, tiny_pretraine
     final = evaluate(assay.dataset.y.numpy()[split["valid"]], predict_scores(model, valid, assay.task_type, None, "cpu"),
                   assay.task_type)["roc_auc"]
     assert final == pytest.approx(log[-1]["valid_roc_auc"])  # the model is the last epoch's, not the best's
+
+
+def test_focal_loss_discounts_well_classified_molecules():
+    logits = torch.tensor([[4.0], [-4.0], [0.0]])  # confident right, confident wrong, unsure
+    y = torch.tensor([[1.0], [1.0], [1.0]])
+    plain = masked_loss(logits, y, "classification", None)
+    assert masked_loss(logits, y, "classification", None, focal_gamma=0.0) == plain
+    per_molecule = [masked_loss(logits[i:i + 1], y[i:i + 1], "classification", None, focal_gamma=2.0) /
+                    masked_loss(logits[i:i + 1], y[i:i + 1], "classification", None) for i in range(3)]
+    assert per_molecule[0] < 0.001 and per_molecule[1] > 0.9 and per_molecule[2] == pytest.approx(0.25)
+
+
+def test_gradual_unfreezing_trains_only_the_head_in_the_first_epoch(small_assay, tiny_pretrained, tmp_path):
+    finetune(small_assay, ["active"], tmp_path / "m", pretrained=tiny_pretrained, max_epochs=1,
+             gradual_unfreezing=True, focal_gamma=2.0, compare_rf=False, progress=False)
+    model, _ = load_model(tmp_path / "m" / "members" / "seed-0")
+    original, _ = load_encoder(tiny_pretrained)
+    for key, value in original.state_dict().items():  # weights and batch-norm statistics untouched
+        assert torch.equal(value, model.encoder.state_dict()[key]), key
+    recipe = json.loads((tmp_path / "m" / "finetune.json").read_text())["recipe"]
+    assert recipe["gradual_unfreezing"] and recipe["focal_gamma"] == 2.0
+
+    assay = load_assay(small_assay, ["active"], tmp_path / "graphs", progress=False)
+    recipe = Recipe("test", encoder_lr=1e-3, head_lr=1e-3, max_epochs=2, gradual_unfreezing=True, select="last")
+    model, _ = train_member(assay, split_assay(assay), 0, recipe, tiny_pretrained, None, torch.device("cpu"))
+    state = model.encoder.state_dict()
+    top = [k for k in state if k.startswith("convs.1.")]
+    bottom = [k for k in state if k.startswith(("convs.0.", "atom_encoder."))]
+    assert any(not torch.equal(state[k], original.state_dict()[k]) for k in top)  # epoch 2: top layer learns
+    assert all(torch.equal(state[k], original.state_dict()[k]) for k in bottom)

@@ -19,6 +19,7 @@ from molft.finetuning.recipe import (
     lr_factor,
     parameter_groups,
     positive_weights,
+    unfrozen_blocks,
 )
 
 
@@ -83,3 +84,8 @@ def test_hu2020_protocol_is_constant_rate_last_epoch_and_unweighted():
     assert (HU2020_PROTOCOL.max_epochs, HU2020_PROTOCOL.batch_size, HU2020_PROTOCOL.dropout) == (100, 32, 0.5)
     with pytest.raises(InputError, match="unknown schedule"):
         Recipe("x", 1e-3, 1e-3, schedule="linear")
+
+
+def test_gradual_unfreezing_opens_one_block_per_epoch_from_the_top():
+    assert [unfrozen_blocks(epoch, 6, gradual=True) for epoch in range(8)] == [0, 1, 2, 3, 4, 5, 6, 6]
+    assert unfrozen_blocks(0, 6, gradual=False) == 6

@@ -40,6 +40,9 @@ class Recipe:
         schedule: ``"cosine"`` (warmup then cosine decay) or ``"constant"``.
         select: ``"best"`` (restore the best-validation epoch) or ``"last"`` (keep the final epoch).
         positive_weighting: weight positives by negatives/positives per task (classification).
+        focal_gamma: focal loss exponent for classification (0: plain binary cross-entropy).
+        gradual_unfreezing: train the head alone first, then unfreeze one more encoder block
+            (top layer first, the atom embedding last) each epoch (ULMFiT).
     """
 
     name: str
@@ -55,12 +58,16 @@ class Recipe:
     schedule: str = "cosine"
     select: str = "best"
     positive_weighting: bool = True
+    focal_gamma: float = 0.0
+    gradual_unfreezing: bool = False
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise InputError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
         if self.select not in SELECTIONS:
             raise InputError(f"unknown selection {self.select!r}; choose one of: {', '.join(SELECTIONS)}")
+        if not self.focal_gamma >= 0:
+            raise InputError(f"focal_gamma must be >= 0, got {self.focal_gamma!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,6 +106,19 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str = "c
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def unfrozen_blocks(epoch: int, num_blocks: int, gradual: bool) -> int:
+    """How many of the encoder's top blocks train in ``epoch`` (0-based).
+
+    All of them, or with gradual unfreezing none in the first epoch (head only) and one more each
+    epoch after.
+
+    Example:
+        >>> [unfrozen_blocks(epoch, 3, gradual=True) for epoch in range(5)]
+        [0, 1, 2, 3, 3]
+    """
+    return min(num_blocks, epoch) if gradual else num_blocks
 
 
 def parameter_groups(encoder: torch.nn.Module, head: torch.nn.Module, recipe: Recipe) -> list[dict]:

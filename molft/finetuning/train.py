@@ -45,6 +45,7 @@ from molft.finetuning.recipe import (
     lr_factor,
     parameter_groups,
     positive_weights,
+    unfrozen_blocks,
 )
 from molft.models.encoder import EncoderConfig, GINEncoder
 from molft.models.heads import PropertyModel
@@ -87,17 +88,26 @@ class FinetuneResult:
         return (self.out / "summary.md").read_text()
 
 
-def masked_loss(logits: torch.Tensor, y: torch.Tensor, task_type: str, pos_weight: torch.Tensor | None) -> torch.Tensor:
+def masked_loss(
+    logits: torch.Tensor, y: torch.Tensor, task_type: str, pos_weight: torch.Tensor | None, focal_gamma: float = 0.0
+) -> torch.Tensor:
     """Mean loss over labelled entries only: BCE with positive weights, or MSE on scaled targets.
 
     Args:
         logits: [num_graphs, num_tasks].
         y: [num_graphs, num_tasks], NaN = missing.
+        pos_weight: [num_tasks] weight of positive labels (classification), or None.
+        focal_gamma: > 0 scales each BCE term by ``(1 - p_t) ** gamma`` (focal loss, Lin et al.
+            2017), so well-classified molecules count less.
     """
     labelled = ~torch.isnan(y)
     target = torch.where(labelled, y, torch.zeros_like(y))
     if task_type == CLASSIFICATION:
         losses = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight, reduction="none")
+        if focal_gamma > 0:
+            probability = torch.sigmoid(logits)
+            p_true = torch.where(target > 0.5, probability, 1.0 - probability)
+            losses = losses * (1.0 - p_true).pow(focal_gamma)
     else:
         losses = (logits - target) ** 2
     return (losses * labelled).sum() / labelled.sum().clamp(min=1)
@@ -204,12 +214,15 @@ def train_member(
         state = {key: saved[key] for key in state}
         log.extend(state["log"])
     stopped = state["stale"] >= recipe.patience
+    blocks = _encoder_blocks(model.encoder)
     for epoch in range(state["epoch"], 0 if stopped else recipe.max_epochs):
         model.train()
         if recipe.freeze_encoder:
             model.encoder.eval()  # frozen batch-norm statistics stay those of pretraining
+        elif recipe.gradual_unfreezing:
+            _train_top_blocks(blocks, unfrozen_blocks(epoch, len(blocks), gradual=True))
         loss = run_epoch(
-            lambda batch: masked_loss(model(batch), batch.y, task_type, pos_weight),
+            lambda batch: masked_loss(model(batch), batch.y, task_type, pos_weight, recipe.focal_gamma),
             train_loader, optimizer, scheduler, device, progress, f"seed {seed} epoch {epoch + 1}",
         )
         value = evaluate(y[split["valid"]], predict_scores(model, valid_loader, task_type, scaler, device), task_type)[metric]
@@ -235,6 +248,20 @@ def train_member(
                    "selected": recipe.select}
 
 
+def _encoder_blocks(encoder: GINEncoder) -> list[list[torch.nn.Module]]:
+    """The encoder's blocks bottom-up: the atom embedding, then each (convolution, batch norm)."""
+    return [[encoder.atom_encoder]] + [[conv, norm] for conv, norm in zip(encoder.convs, encoder.batch_norms)]
+
+
+def _train_top_blocks(blocks: list[list[torch.nn.Module]], count: int) -> None:
+    """Let only the top ``count`` blocks learn; the others keep their weights and batch-norm statistics."""
+    for index, modules in enumerate(blocks):
+        trainable = index >= len(blocks) - count
+        for module in modules:
+            module.requires_grad_(trainable)
+            module.train(trainable)
+
+
 def finetune(
     table: str | Path,
     targets: list[str],
@@ -258,6 +285,8 @@ def finetune(
     encoder_config: EncoderConfig | None = None,
     resume: bool = False,
     compare_rf: bool = True,
+    focal_gamma: float | None = None,
+    gradual_unfreezing: bool | None = None,
 ) -> FinetuneResult:
     """Fine-tune on an assay table and write a model directory (see the module docstring).
 
@@ -274,7 +303,8 @@ def finetune(
         smiles_column: SMILES column (default: detected).
         mode: ``"finetune"`` (train encoder + head) or ``"frozen"`` (instant mode: a linear
             scikit-learn model on frozen pretrained embeddings, seconds on CPU).
-        max_epochs, batch_size, encoder_lr, head_lr, freeze_encoder: override the recipe.
+        max_epochs, batch_size, encoder_lr, head_lr, freeze_encoder, focal_gamma,
+            gradual_unfreezing: override the recipe (see :class:`~molft.finetuning.recipe.Recipe`).
         device: ``cpu``, ``cuda``...; default cuda when present.
         workers: featurization processes.
         overwrite: replace an existing model directory.
@@ -309,6 +339,7 @@ def finetune(
         "split_seed": split_seed, "task_type": task_type, "smiles_column": smiles_column, "mode": mode,
         "max_epochs": max_epochs, "batch_size": batch_size, "encoder_lr": encoder_lr, "head_lr": head_lr,
         "freeze_encoder": freeze_encoder, "encoder_config": encoder_config.to_dict() if encoder_config else None,
+        "focal_gamma": focal_gamma, "gradual_unfreezing": gradual_unfreezing,
     }
     progress_dir = out / PROGRESS_DIR
     if resume:
@@ -322,9 +353,12 @@ def finetune(
     split_indices = split_assay(assay, split, split_seed)
     recipe = choose_recipe(len(split_indices["train"]), pretrained=pretrained_dir is not None)
     overrides = {"max_epochs": max_epochs, "batch_size": batch_size, "encoder_lr": encoder_lr,
-                 "head_lr": head_lr, "freeze_encoder": freeze_encoder}
+                 "head_lr": head_lr, "freeze_encoder": freeze_encoder, "focal_gamma": focal_gamma,
+                 "gradual_unfreezing": gradual_unfreezing}
     recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
-    if freeze_encoder is False and recipe.encoder_lr == 0.0:
+    if (freeze_encoder is False or (gradual_unfreezing and freeze_encoder is None)) and recipe.freeze_encoder:
+        recipe = replace(recipe, freeze_encoder=False)  # asked to train the encoder: unfreeze it
+    if not recipe.freeze_encoder and recipe.encoder_lr == 0.0:
         recipe = replace(recipe, encoder_lr=1e-4)
     device_ = resolve_device(device)
     y = assay.dataset.y.numpy()
