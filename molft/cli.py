@@ -224,12 +224,13 @@ DataDir = Annotated[
 def datasets(
     name: Annotated[str | None, typer.Argument(help="Load this dataset and show its scaffold split.")] = None,
     data_dir: DataDir = None,
+    download: Annotated[bool, typer.Option(help="Fetch the dataset (pinned address, checked sha256) if no copy is found.")] = False,
 ) -> None:
     """List the benchmark datasets molft knows and which are present; or load one with its split."""
     from molft.data.registry import list_datasets, load_dataset
 
     if name is not None:
-        typer.echo(load_dataset(name, data_dir=data_dir, progress=True).summary())
+        typer.echo(load_dataset(name, data_dir=data_dir, progress=True, download=download).summary())
         return
     for status in list_datasets(data_dir):
         info = status.info

@@ -71,13 +71,14 @@ def test_list_datasets_finds_the_shared_files_and_reports_pcba_missing(data_dir)
 
 
 def test_a_missing_file_names_the_path_and_the_fix(tmp_path):
-    with pytest.raises(InputError, match=r"no file at .*moleculenet/pcba\.csv\.gz.*--data-dir.*MOLFT_DATA_DIR"):
+    with pytest.raises(InputError, match=r"no file \(.*moleculenet/pcba\.csv\.gz.*--data-dir.*MOLFT_DATA_DIR.*"
+                                         r"'molft datasets pcba --download'"):
         load_dataset("pcba", data_dir=tmp_path)
 
 
 def test_without_any_data_directory_the_error_says_where_it_looked(monkeypatch):
     monkeypatch.setattr(registry, "default_data_dir", lambda: None)
-    with pytest.raises(InputError, match=r"no data directory .*shared/data/moleculenet/BBBP\.csv\.gz.*--data-dir"):
+    with pytest.raises(InputError, match=r"no data directory .*shared/data absent.*BBBP\.csv\.gz.*--data-dir"):
         load_dataset("bbbp")
 
 

@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 CACHE_VERSION = 1
 SPLITS = ("scaffold", "random", "column:NAME")
 _S3 = "https://deepchemdata.s3-us-west-1.amazonaws.com/datasets/"
+# Pinned copies (shared/data/SOURCES.md): the CSVs there are these bytes (gzipped, or as they are).
+_GLAMBARD = "https://raw.githubusercontent.com/GLambard/Molecules_Dataset_Collection/beb35cd0b76db5adef6cb1fa55807e4cd309aaed/originals/"
+_DEEPCHEM = "https://raw.githubusercontent.com/deepchem/deepchem/"
+_CHEMPROP = "https://raw.githubusercontent.com/chemprop/chemprop/3f2b73372a8968f0f73b2fb279a5780cae918d58/"
 _GRAPH_KEYS = ("x", "bonds", "bond_attr", "atom_ptr", "bond_ptr")
 
 
@@ -68,6 +72,9 @@ class DatasetInfo:
             does for BBBP, ClinTox and ToxCast (its loaders write ``MolToSmiles`` for these);
             for a handful of molecules the scaffold differs from that of the file's SMILES.
         aliases: other names accepted by look-ups.
+        download_url: a pinned address (a fixed commit) :func:`dataset_path` fetches the file
+            from when the data directory lacks it and ``download=True``.
+        download_sha256: sha256 of the bytes at ``download_url`` (None: not known, PCBA).
     """
 
     name: str
@@ -82,6 +89,8 @@ class DatasetInfo:
     smiles_columns: tuple[str, ...] = ("smiles",)
     canonical_split_smiles: bool = False
     aliases: tuple[str, ...] = ()
+    download_url: str | None = None
+    download_sha256: str | None = None
 
     def names(self) -> tuple[str, ...]:
         """Every lower-case name this dataset answers to."""
@@ -93,60 +102,84 @@ DATASETS: tuple[DatasetInfo, ...] = (
         "BBBP", "moleculenet/BBBP.csv.gz", CLASSIFICATION, "roc_auc", "ogbg-molbbbp", _S3 + "BBBP.csv",
         "d211b6aff488acfb47138edfcf23667af599858b3fe036045541f7137930e548",
         label_columns=("p_np",), canonical_split_smiles=True,
+        download_url=_GLAMBARD + "BBBP.csv",
+        download_sha256="d07a38487aeac5cee5508413e468043ef3097451d2a112701c2d60be9ec6b662",
     ),
     DatasetInfo(
         "Tox21", "moleculenet/tox21.csv.gz", CLASSIFICATION, "roc_auc", "ogbg-moltox21", _S3 + "tox21.csv.gz",
         "b0712b58280c1c87660d6abc23e199389372979a9d85f850cb27cdec6aa7c2af",
         exclude_columns=("mol_id",),
+        download_url=_GLAMBARD + "tox21.csv",
+        download_sha256="7d7e7facd853a63e79ddce4e9c3fcb7a0d83a1c300b603031c0f2c64fbe77761",
     ),
     DatasetInfo(
         "ToxCast", "moleculenet/toxcast_data.csv.gz", CLASSIFICATION, "roc_auc", "ogbg-moltoxcast",
         _S3 + "toxcast_data.csv.gz", "56041515e0bb63c1787a26ecdbeb2bd7ae1f538681caa1b03f768853cf81b1a7",
         canonical_split_smiles=True,
+        download_url=_DEEPCHEM + "446b5b25edc0c3bd5f4bf97c864a9f29774762a1/examples/toxcast/processing/toxcast_data.csv.gz",
+        download_sha256="56041515e0bb63c1787a26ecdbeb2bd7ae1f538681caa1b03f768853cf81b1a7",
     ),
     DatasetInfo(
         "SIDER", "moleculenet/sider.csv.gz", CLASSIFICATION, "roc_auc", "ogbg-molsider", _S3 + "sider.csv.gz",
         "3ffbbdea85ccc74a54e762ff03547c189bb087866fcf1cae9c8d08b394811509",
+        download_url=_GLAMBARD + "sider.csv",
+        download_sha256="71efc6ac4ca82d6545bc512509863281be0f17234afd7adaf71a71899988302e",
     ),
     DatasetInfo(
         "ClinTox", "moleculenet/clintox.csv.gz", CLASSIFICATION, "roc_auc", "ogbg-molclintox",
         _S3 + "clintox.csv.gz", "b8f03d8e402771e42370e1b17e97fe064199177ffb45092944dbaab3446f24d5",
         label_columns=("FDA_APPROVED", "CT_TOX"), canonical_split_smiles=True,
+        download_url=_GLAMBARD + "clintox.csv",
+        download_sha256="0bd655529cebe6d94addd48b8afdab6fa0438b4503a470866231793f235d7e61",
     ),
     DatasetInfo(
         "MUV", "moleculenet/muv.csv.gz", CLASSIFICATION, "roc_auc", "ogbg-molmuv", _S3 + "muv.csv.gz",
         "ee68d1fad0b10440dc494ac3a74cf99168a0b0da9683556b2b48220b88172135",
         exclude_columns=("mol_id",),
+        download_url=_CHEMPROP + "data/muv.csv.gz",
+        download_sha256="ee68d1fad0b10440dc494ac3a74cf99168a0b0da9683556b2b48220b88172135",
     ),
     DatasetInfo(
         "HIV", "moleculenet/HIV.csv.gz", CLASSIFICATION, "roc_auc", "ogbg-molhiv", _S3 + "HIV.csv",
         "8d4a211ed33d242d3303f28e9160acfa94d606675c9d30944fd12373bb810ebc",
         label_columns=("HIV_active",),
+        download_url=_GLAMBARD + "HIV.csv",
+        download_sha256="54713c3205055055ea4214e8c4b0d22d93af7e54ad2c48f4edc866e161e57262",
     ),
     DatasetInfo(
         "BACE", "moleculenet/bace.csv.gz", CLASSIFICATION, "roc_auc", "ogbg-molbace", _S3 + "bace.csv",
         "fb56d9386eaa076dc1474bc93040e53ccc59d740329d564779d2bc6fa5d7cd5f",
         label_columns=("Class",), smiles_columns=("smiles", "mol"),
+        download_url=_GLAMBARD + "bace.csv",
+        download_sha256="d36f089649984f7bfaa4589ccc3ae907b831780a01ccfd065a5b604939e1a5df",
     ),
     DatasetInfo(
         # Not in the data directory (SOURCES.md: too large for the snapshot store).
         "PCBA", "moleculenet/pcba.csv.gz", CLASSIFICATION, "pr_auc", "ogbg-molpcba", _S3 + "pcba.csv.gz",
         None, exclude_columns=("mol_id",),
+        download_url=_S3 + "pcba.csv.gz",
+        download_sha256=None,
     ),
     DatasetInfo(
         "ESOL", "moleculenet/delaney-processed.csv.gz", REGRESSION, "rmse", "ogbg-molesol",
         _S3 + "delaney-processed.csv", "5d3f47386ea1a6ff54a67e90d9f1106180a8d60be5f3bc259781726f56410b00",
         label_columns=("measured log solubility in mols per litre",), aliases=("delaney",),
+        download_url=_DEEPCHEM + "fbe3b911a94a6eb8c84c1a9e7ac67a472c49ea80/datasets/delaney-processed.csv",
+        download_sha256="8c06a76f0c6487d29ab0f903e6a7a7139f189ab3c1178f159c8be8964602f189",
     ),
     DatasetInfo(
         "FreeSolv", "moleculenet/SAMPL.csv.gz", REGRESSION, "rmse", "ogbg-molfreesolv", _S3 + "SAMPL.csv",
         "658dce87944365ad8fc03b8b137e561320deb64316bda57fe74a5069d0859b13",
         label_columns=("expt",), aliases=("sampl",),
+        download_url=_GLAMBARD + "FreeSolv_SAMPL.csv",
+        download_sha256="ab5895d914ee87cb563bd7b9611e869527bba45bec6b014d34dc495a0f9dcb72",
     ),
     DatasetInfo(
         "Lipophilicity", "moleculenet/Lipophilicity.csv.gz", REGRESSION, "rmse", "ogbg-mollipo",
         _S3 + "Lipophilicity.csv", "b63bb8a9fbb8c68bc62949e63d841a59c2e78571a3f0087c47b83f484ee45468",
         label_columns=("exp",), aliases=("lipo",),
+        download_url=_GLAMBARD + "Lipophilicity.csv",
+        download_sha256="aed41590cb30609d51d8e08ad3ff06495a76e80e211358801f596b10da69bacd",
     ),
 )
 
@@ -201,30 +234,52 @@ def list_datasets(data_dir: str | Path | None = None) -> list[DatasetStatus]:
     return statuses
 
 
-def dataset_path(name: str, data_dir: str | Path | None = None) -> Path:
-    """The dataset's file in the data directory (``info.file``, or the same name without ``.gz``).
+def dataset_path(
+    name: str, data_dir: str | Path | None = None, download: bool = False, cache_dir: str | Path | None = None
+) -> Path:
+    """The dataset's file: in the data directory (``info.file``, or the same name without ``.gz``),
+    else a copy downloaded earlier, else (with ``download``) fetched now from ``info.download_url``.
+
+    Downloads are checked against ``info.download_sha256`` and kept under
+    ``<cache>/downloads/`` (cache: ``$MOLFT_CACHE_DIR`` or ``~/.cache/molft``).
 
     Raises:
-        InputError: naming the path looked for and how to point molft elsewhere.
+        InputError: naming the paths looked at and how to get the file.
     """
+    from molft.data.download import fetch
+
     info = get_dataset_info(name)
     folder = _data_dir(data_dir)
-    if folder is None:
-        looked = PROJECT_ROOT.parent / "shared" / "data" / info.file
-        raise InputError(
-            f"{info.name}: no data directory (${DATA_DIR_ENV} is unset and {looked} does not exist). "
-            f"Pass --data-dir DIR or set {DATA_DIR_ENV}=DIR to a folder holding {info.file} "
-            f"(original: {info.url})."
-        )
-    path = folder / info.file
-    plain = path.with_name(path.name[: -len(".gz")]) if path.name.endswith(".gz") else path
-    for candidate in (path, plain):  # the uncompressed original, as downloaded, works too
-        if candidate.is_file():
-            return candidate
+    looked = []
+    if folder is not None:
+        path = folder / info.file
+        plain = path.with_name(path.name[: -len(".gz")]) if path.name.endswith(".gz") else path
+        for candidate in (path, plain):  # the uncompressed original, as downloaded, works too
+            if candidate.is_file():
+                return candidate
+        looked.append(str(path))
+    else:
+        looked.append(f"no data directory (${DATA_DIR_ENV} unset, {PROJECT_ROOT.parent / 'shared' / 'data'} absent)")
+    downloaded = _download_path(info, cache_dir)
+    if downloaded is not None:
+        if downloaded.is_file():
+            return downloaded
+        if download:
+            return fetch(info.download_url, downloaded, info.download_sha256)
+        looked.append(str(downloaded))
     raise InputError(
-        f"{info.name}: no file at {path}. Put {info.file} under the data directory, or pass "
-        f"--data-dir DIR or set {DATA_DIR_ENV}=DIR to one that has it (original: {info.url})."
+        f"{info.name}: no file ({'; '.join(looked)}). Put {info.file} under a data directory (--data-dir DIR "
+        f"or {DATA_DIR_ENV}=DIR), or download it: 'molft datasets {info.name.lower()} --download' "
+        f"(original: {info.url})."
     )
+
+
+def _download_path(info: DatasetInfo, cache_dir: str | Path | None) -> Path | None:
+    """Where a download of ``info`` lives: the registry's file name, gzipped only if the download is."""
+    if info.download_url is None:
+        return None
+    name = info.file if info.download_url.endswith(".gz") else info.file.removesuffix(".gz")
+    return (Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()) / "downloads" / name
 
 
 def resolve_columns(info: DatasetInfo, header: list[str], source: str | Path = "input") -> tuple[str, list[str]]:
@@ -384,6 +439,7 @@ def load_dataset(
     cache: bool = True,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    download: bool = False,
 ) -> LoadedDataset:
     """Load a benchmark dataset as graphs with labels and a train/valid/test split.
 
@@ -402,10 +458,11 @@ def load_dataset(
         cache: read and write the on-disk cache.
         cache_dir: cache folder (default: ``$MOLFT_CACHE_DIR``, else ``~/.cache/molft``).
         progress: show a featurization progress bar.
+        download: fetch the file (pinned address, checked sha256) when no copy is found.
 
     Raises:
         InputError: unknown dataset or split, missing file (naming the path), missing columns,
-            non-numeric labels.
+            non-numeric labels, a failed download.
 
     Example:
         >>> bbbp = load_dataset("bbbp")
@@ -415,7 +472,7 @@ def load_dataset(
     split_column = split[len("column:") :] if split.startswith("column:") else None
     if split not in ("scaffold", "random") and not split_column:
         raise InputError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-    path = dataset_path(info.name, data_dir)
+    path = dataset_path(info.name, data_dir, download, cache_dir)
     sha256 = file_sha256(path)
     if info.sha256 is not None and sha256 != info.sha256:
         logger.warning("%s: sha256 %s differs from the known copy's %s", path, sha256, info.sha256)
