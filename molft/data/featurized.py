@@ -27,7 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from molft.data.dataset import GraphDataset
-from molft.data.tables import ROW_NUMBER, TableSource, iter_table, open_table
+from molft.data.tables import ROW_NUMBER, TableSource, iter_table, open_table, write_csv
 from molft.errors import InputError
 from molft.featurize.graph import Featurizer, GraphArrays
 from molft.featurize.vocab import OGB, Vocabulary, get_vocabulary
@@ -209,7 +209,7 @@ def _record_rejects(
     positions, reasons = zip(*failures)
     rejected = frame.iloc[list(positions)].copy()
     rejected.insert(1, "reason", reasons, allow_duplicates=True)  # the input may have a 'reason' too
-    rejected.to_csv(handle, index=False, header=False)
+    write_csv(rejected, handle, header=False)
     report.rejected += len(rejected)
     report.reasons.update(reason_category(r) for r in reasons)
     if report.first_reject is None:

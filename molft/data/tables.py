@@ -234,6 +234,20 @@ def _iter_smiles_file(source: TableSource, chunk_rows: int) -> Iterator[pd.DataF
         yield pd.DataFrame(rows, columns=[ROW_NUMBER, *source.columns])
 
 
+def write_csv(frame: pd.DataFrame, target: str | Path | io.TextIOBase, header: bool = True) -> None:
+    """Write ``frame`` (no index) as CSV that reads back cell for cell.
+
+    pandas, through CPython's csv module, leaves a lone carriage return unquoted, and a reader
+    then splits the row there. When any text cell (or column name) holds one, every text cell is
+    quoted; otherwise the output is pandas' usual minimal quoting.
+    """
+    text = frame.select_dtypes(include=["object", "string"])
+    has_cr = any("\r" in str(name) for name in frame.columns) or any(
+        text.iloc[:, j].astype(str).str.contains("\r", regex=False).any() for j in range(text.shape[1])
+    )  # by position: a table may repeat a column name
+    frame.to_csv(target, index=False, header=header, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)
+
+
 def read_table(path: str | Path, smiles_column: str | None = None) -> tuple[TableSource, pd.DataFrame]:
     """Read a whole table into memory (text columns plus ``row``); see :func:`open_table`."""
     source = open_table(path, smiles_column)

@@ -15,7 +15,7 @@ from torch_geometric.loader import DataLoader
 
 from molft.checkpoints import load_model
 from molft.data.dataset import GraphDataset
-from molft.data.tables import ROW_NUMBER, read_table
+from molft.data.tables import ROW_NUMBER, read_table, write_csv
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION
 from molft.featurize.graph import featurize_many
@@ -153,6 +153,6 @@ def predict(
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".tmp")
-        output.to_csv(tmp, index=False)
+        write_csv(output, tmp)
         os.replace(tmp, out)
     return output
