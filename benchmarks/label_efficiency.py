@@ -661,7 +661,9 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         f"- Finished {result['finished_at']}; this invocation took {result['elapsed_s'] / 60:.1f} min wall "
         f"({result['runs_executed']} run(s) executed now, {result['runs_reused']} reused from "
         f"`{result['runs_file']}`); the {len(result['runs'])} runs reported took {result['run_seconds_total'] / 60:.1f} "
-        "min in total.",
+        "min in total."
+        + (f" **{result['runs_missing']} requested run(s) are not in the runs file yet** (`--report-only`, or a "
+           "run stopped early): cells show how many seeds they have." if result.get("runs_missing") else ""),
         f"- Hardware: {hardware['cpu'] or 'unknown CPU'}, {hardware['cpu_count']} cores, torch threads "
         f"{hardware['torch_threads']}, device {settings['device']}"
         + (f" ({hardware['gpu']})" if hardware["gpu"] else "") + ".",
@@ -746,6 +748,7 @@ def run_benchmark(
     rf_jobs: int = 1,
     progress: bool = True,
     command: str | None = None,
+    report_only: bool = False,
 ) -> dict[str, Any]:
     """Run every missing (dataset, method, budget, seed) and write the results (see the module docstring).
 
@@ -764,6 +767,8 @@ def run_benchmark(
         rf_jobs: processes per random forest (speed only).
         progress: show a progress bar.
         command: the command line to record.
+        report_only: run nothing; report the runs already in the runs file (cells without all
+            their seeds show how many they have).
 
     Returns:
         what ``label_efficiency.json`` holds.
@@ -790,7 +795,7 @@ def run_benchmark(
             for seed in range(seeds):
                 for method in chosen:
                     cells.append((data, budget, seed, method, data_sha))
-    executed = 0
+    executed = missing = 0
     records = []
     bar = tqdm(total=len(cells), desc="label efficiency", disable=None if progress else True)
     subsets_cache: dict[tuple[str, int], dict[int, np.ndarray]] = {}
@@ -801,6 +806,10 @@ def run_benchmark(
         bar.set_postfix_str(f"{data.name} {method.name} n={data.budgets[budget]} seed={seed}", refresh=False)
         if key in done:
             records.append(done[key])
+            bar.update()
+            continue
+        if report_only:
+            missing += 1
             bar.update()
             continue
         if (data.name, seed) not in subsets_cache:
@@ -860,6 +869,7 @@ def run_benchmark(
         "sklearn": sklearn_version,
         "runs_file": str(runs_file),
         "runs_executed": executed,
+        "runs_missing": missing,
         "runs_reused": len(records) - executed,
         "run_seconds_total": float(sum(r["wall_s"] for r in records)),
         "elapsed_s": time.perf_counter() - started,
@@ -921,6 +931,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rf-jobs", type=int, default=1, help="processes per random forest (speed only, same results)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rebuild the report from the runs already recorded")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -931,7 +943,7 @@ def main(argv: list[str] | None = None) -> None:
             args.datasets, args.budgets, args.seeds, args.methods, args.pretrained, args.max_epochs, args.device,
             args.data_dir, args.results_dir, args.split,
             EncoderConfig(num_layers=args.num_layers, hidden_dim=args.hidden_dim), args.rf_jobs,
-            not args.no_progress, command,
+            not args.no_progress, command, args.report_only,
         )
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
