@@ -38,6 +38,7 @@ from molft.checkpoints import load_encoder, load_model, load_training_state, sav
 from molft.data.assay import Assay, load_assay, split_assay
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, evaluate, improves
+from molft.finetuning.predict import FINETUNE_JSON
 from molft.finetuning.recipe import (
     Recipe,
     TargetScaler,
@@ -61,7 +62,6 @@ from molft.runtime import (
 )
 from molft.training import predict_batches, run_epoch
 
-FINETUNE_JSON = "finetune.json"
 #: an unfinished run's state: the request, finished members' records, the member in training
 PROGRESS_DIR = "in-progress"
 REQUEST_JSON = "request.json"
