@@ -23,10 +23,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from molft.data.dataset import GraphDataset
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, REGRESSION
-from molft.featurize.graph import Failure, featurize_many
 from molft.finetuning.predict import FinetunedModel
 from molft.finetuning.train import finetune
 from molft.runtime import resolve_device
@@ -95,12 +93,9 @@ class _MolftEstimator(BaseEstimator):
         """[members, n, tasks] probabilities or values; NaN where a SMILES could not be featurized."""
         if not hasattr(self, "model_"):
             raise InputError(f"this {type(self).__name__} is not fitted yet; call fit(smiles, y) first")
-        smiles = [str(s) for s in smiles]
-        result = featurize_many(smiles, self.model_.vocabulary, progress=self.progress)
-        device = resolve_device(self.device)
-        scores = np.full((len(self.model_.members), len(smiles), len(self.targets_)), np.nan)
-        scores[:, result.indices] = self.model_.predict_graphs(GraphDataset(result.graphs), device)
-        self.last_failures_: list[Failure] = list(result.failures)
+        scores, self.last_failures_ = self.model_.predict_smiles(
+            [str(s) for s in smiles], resolve_device(self.device), progress=self.progress
+        )
         return scores
 
     def _squeeze(self, values: np.ndarray) -> np.ndarray:

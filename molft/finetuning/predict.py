@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from molft.data.dataset import GraphDataset
 from molft.data.tables import ROW_NUMBER, read_table, write_csv
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION
-from molft.featurize.graph import featurize_many
+from molft.featurize.graph import Failure, featurize_many
 from molft.finetuning.recipe import TargetScaler
 from molft.models.heads import PropertyModel
 from molft.runtime import read_json, resolve_device
@@ -82,6 +82,16 @@ class FinetunedModel:
                 outputs.append(self.scaler.inverse(raw) if self.scaler is not None else raw)
         return np.stack(outputs)
 
+    def predict_smiles(
+        self, smiles: Sequence[str], device: torch.device | str = "cpu", workers: int = 1, progress: bool = False
+    ) -> tuple[np.ndarray, list[Failure]]:
+        """[num_members, len(smiles), num_tasks] predictions, NaN for molecules that could not be
+        featurized, and those molecules' failures (position and reason)."""
+        result = featurize_many(list(smiles), self.vocabulary, workers=workers, progress=progress)
+        scores = np.full((len(self.members), len(result.indices) + len(result.failures), len(self.targets)), np.nan)
+        scores[:, result.indices] = self.predict_graphs(GraphDataset(result.graphs), device)
+        return scores, list(result.failures)
+
 
 def free_column_name(name: str, taken: Iterable[str]) -> str:
     """``name``, or ``molft_<name>`` (then ``molft_<name>_2``...) when the table already has it.
@@ -128,20 +138,15 @@ def predict(
     device_ = resolve_device(device)
     model = FinetunedModel.load(model_dir, device_)
     source, frame = read_table(table, smiles_column)
-    result = featurize_many(frame[source.smiles_column].tolist(), model.vocabulary, workers=workers, progress=progress)
-    scores = model.predict_graphs(GraphDataset(result.graphs), device_)
+    scores, failures = model.predict_smiles(frame[source.smiles_column].tolist(), device_, workers, progress)
     output = frame.drop(columns=[ROW_NUMBER]).copy()
     added: dict[str, np.ndarray] = {}
     for j, name in enumerate(model.targets):
-        mean = np.full(len(frame), np.nan)
-        mean[result.indices] = scores[:, :, j].mean(axis=0)
-        added[f"{name}_pred"] = mean
+        added[f"{name}_pred"] = scores[:, :, j].mean(axis=0)
         if len(model.members) > 1:
-            std = np.full(len(frame), np.nan)
-            std[result.indices] = scores[:, :, j].std(axis=0)
-            added[f"{name}_std"] = std
+            added[f"{name}_std"] = scores[:, :, j].std(axis=0)
     errors = np.full(len(frame), "", dtype=object)
-    for failure in result.failures:
+    for failure in failures:
         errors[failure.index] = failure.reason
     added[ERROR_COLUMN] = errors
     names = {}
