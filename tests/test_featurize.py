@@ -112,3 +112,37 @@ def test_identical_to_ogb_smiles2graph_on_the_bundled_chembl_assay(assay):
 def test_identical_to_ogb_smiles2graph_on_real_data(data_dir, relative, column):
     smiles = pd.read_csv(data_dir / relative, nrows=1500)[column].tolist()
     assert _assert_identical_to_ogb(smiles) > 1400
+
+
+# Each SMILES defeats one of the featurizer's syntax shortcuts if that shortcut were wrong:
+# sanitization charges a nitro group with no bracket, RDKit makes bonds to a metal dative, arrows
+# write dative bonds, CXSMILES sets radicals, and acyclic, quadruple and stereo bonds; explicit and
+# isotopic hydrogens check that parsing without stereo perception removes hydrogens as RDKit does.
+SHORTCUT_EDGE_CASES = [
+    "CN(=O)=O",
+    "O=n1ccccc1",
+    "Cc1cc2c(cc1C)N3C=N2[Co+]N3",
+    "N1=CC=CC=C1[Pt]Cl",
+    "C->[Fe]<-N",
+    "[NH3]->[Cu+2]",
+    "CC |^1:0|",
+    "[CH2]C",
+    "C=CC=CC#N",
+    "C$C",
+    "F/C=C/F",
+    "C[C@H](N)C(=O)O",
+    "c1cc[se]c1",
+    "[Na+].[Cl-]",
+    "[H]C([H])([H])[H]",
+    "[H]OC(=O)C",
+    "C[N+]([H])(C)C",
+    "[2H]C([2H])Cl",
+    "[H][H]",
+    "[H]",
+    "[Na+].[H-]",
+]
+
+
+@pytest.mark.parametrize("smiles", SHORTCUT_EDGE_CASES)
+def test_syntax_shortcuts_never_change_the_features(smiles):
+    assert _assert_identical_to_ogb([smiles]) == 1

@@ -53,6 +53,19 @@ def test_shards_and_workers_do_not_change_the_dataset(tmp_path, assay_csv):
     assert a.columns.equals(b.columns)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rejects_keep_their_row_numbers_across_many_small_shards(tmp_path, workers):
+    table = tmp_path / "messy.csv"
+    header, *rows = MESSY_CSV.splitlines()
+    table.write_text("\n".join([header, *rows * 5]) + "\n")  # 30 rows, 20 of them bad
+    whole = featurize_file(table, tmp_path / "whole", progress=False)
+    sharded = featurize_file(table, tmp_path / "sharded", workers=workers, shard_rows=4, progress=False)
+    assert (sharded.read, sharded.featurized, sharded.rejected) == (30, 10, 20)
+    assert pd.read_csv(sharded.rejects).equals(pd.read_csv(whole.rejects))
+    assert load_featurized(sharded.output).rows.tolist() == load_featurized(whole.output).rows.tolist()
+    assert load_featurized(sharded.output).rows.tolist()[:4] == [2, 7, 8, 13]
+
+
 def test_smiles_files_with_and_without_header(tmp_path):
     plain = tmp_path / "plain.smi"
     plain.write_text("CCO ethanol\nc1ccccc1 benzene ring\n\nC1CC broken\n")

@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,16 +146,23 @@ def featurize_file(
             open(partial / REJECTS, "w", newline="", encoding="utf-8") as rejects,
         ):
             pd.DataFrame(columns=[ROW_NUMBER, "reason", *source.columns]).to_csv(rejects, index=False)
-            for number, frame in enumerate(iter_table(source, chunk_rows=shard_rows)):
-                smiles = frame[source.smiles_column].tolist()
-                result = featurize(smiles, on_chunk=bar.update)
+            frames: deque[pd.DataFrame] = deque()  # read but not yet written: two at most
+
+            def smiles_of_each_frame() -> Iterator[list[str]]:
+                for frame in iter_table(source, chunk_rows=shard_rows):
+                    frames.append(frame)
+                    yield frame[source.smiles_column].tolist()
+
+            for number, result in enumerate(featurize.stream(smiles_of_each_frame(), on_chunk=bar.update)):
+                frame = frames.popleft()
+                indices = result.indices - report.read  # positions within this frame
                 shard = f"shard-{number:05d}.npz"
-                _write_shard(partial / shard, result.graphs, frame.iloc[result.indices], source)
-                shards.append({"file": shard, "graphs": len(result.indices), "rows": len(frame)})
-                failures = [(f.index, f.reason) for f in result.failures]
+                _write_shard(partial / shard, result.graphs, frame.iloc[indices], source)
+                shards.append({"file": shard, "graphs": len(indices), "rows": len(frame)})
+                failures = [(f.index - report.read, f.reason) for f in result.failures]
                 _record_rejects(report, rejects, frame, failures, source.smiles_column)
                 report.read += len(frame)
-                report.featurized += len(result.indices)
+                report.featurized += len(indices)
     except BaseException:  # e.g. a malformed row part-way: leave no half-written directory behind
         shutil.rmtree(partial, ignore_errors=True)
         raise

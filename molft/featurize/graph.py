@@ -5,18 +5,24 @@ bond property once per molecule with C-level ``map`` calls, and turns raw values
 indices with one vectorized table look-up per chunk. Graphs come back in a compact columnar
 form (:class:`GraphArrays`) that indexes to ``torch_geometric.data.Data``.
 
-Two shortcuts keep it fast, and both follow from SMILES syntax alone (the identity test against
-``ogb.utils.smiles2graph`` checks them): a SMILES without ``@`` has no chiral tags, and one
-without ``/`` or ``\\`` has no bond stereo or bond direction. Total degree is derived from the
-bond list and the hydrogen count instead of being read per atom.
+Shortcuts keep it fast, and each follows from SMILES syntax alone (the identity test against
+``ogb.utils.smiles2graph`` checks them): a SMILES without ``@`` has no chiral tags; one without
+``/`` or ``\\`` has no bond stereo or bond direction; one without ``[`` or ``|`` has no radicals
+(RDKit assigns them only to bracket atoms, or CXSMILES sets them); one without a digit has no
+ring, so no ring or aromatic atom; and one without ``<``, ``>``, ``|`` or a metal in brackets
+has no dative bond (RDKit makes bonds to metals dative), so the bond order (a float, cheap to
+read) names the bond type (an enum, slow to wrap). Formal
+charge has no such shortcut: sanitization charges ``N(=O)=O`` without any bracket. Total degree
+is derived from the bond list and the hydrogen count instead of being read per atom.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,12 +44,17 @@ class PropertyReader:
         getter: unbound RDKit method, e.g. ``Chem.Atom.GetAtomicNum``.
         enum: the RDKit enum whose member names the vocabulary uses, if any.
         needs_any_of: SMILES characters without which the property is always 0 (its default).
+        cheap_getter: a faster RDKit method whose value names the raw code through
+            ``cheap_codes`` (unknown values give -1), usable where ``cheap_when(smiles)``.
     """
 
     owner: str
     getter: Callable[[Any], Any] | None
     enum: Any = None
     needs_any_of: str = ""
+    cheap_getter: Callable[[Any], Any] | None = None
+    cheap_codes: Mapping[Any, int] = field(default_factory=dict)
+    cheap_when: Callable[[str], bool] | None = None
 
     def code(self, value: Any) -> int | None:
         """The raw integer RDKit gives for a vocabulary value; None for a bucket like 'misc'."""
@@ -55,18 +66,53 @@ class PropertyReader:
         return None
 
 
+class _CodeOrMinusOne(dict):
+    """A dict whose missing keys give -1, an index no vocabulary uses (its "unknown" bucket)."""
+
+    def __missing__(self, key: Any) -> int:
+        return -1
+
+
+# Bond order -> BondType code. Without a dative bond the SMILES parser makes no other bond type of
+# order 1.0 or 1.5 (ONEANDAHALF and kin never come from SMILES).
+_BOND_TYPE_BY_ORDER = _CodeOrMinusOne(
+    {1.0: int(Chem.BondType.SINGLE), 1.5: int(Chem.BondType.AROMATIC),
+     2.0: int(Chem.BondType.DOUBLE), 3.0: int(Chem.BondType.TRIPLE)}
+)
+_DIGITS = "0123456789"
+# Elements written in brackets that are no metal, so RDKit never makes a dative bond to them.
+_NON_METALS = frozenset(
+    "H He B C N O F Ne Si P S Cl Ar Se Br Kr I Xe b c n o p s se *".split()
+)
+_BRACKET_ELEMENT = re.compile(r"\[\d*([A-Z][a-z]?|se|as|te|[bcnops*])")
+
+
+def has_no_dative_bond(smiles: str) -> bool:
+    """True where the SMILES cannot give a dative bond: no '->', '<-', CXSMILES or bracketed metal."""
+    if "<" in smiles or ">" in smiles or "|" in smiles:
+        return False
+    return "[" not in smiles or _NON_METALS.issuperset(_BRACKET_ELEMENT.findall(smiles))
+
+
 PROPERTY_READERS: dict[str, PropertyReader] = {
     "atomic_num": PropertyReader("atom", Chem.Atom.GetAtomicNum),
     "chirality": PropertyReader("atom", Chem.Atom.GetChiralTag, Chem.ChiralType, needs_any_of="@"),
     "formal_charge": PropertyReader("atom", Chem.Atom.GetFormalCharge),
     "total_num_hs": PropertyReader("atom", Chem.Atom.GetTotalNumHs),
-    "num_radical_electrons": PropertyReader("atom", Chem.Atom.GetNumRadicalElectrons),
+    "num_radical_electrons": PropertyReader("atom", Chem.Atom.GetNumRadicalElectrons, needs_any_of="[|"),
     "hybridization": PropertyReader("atom", Chem.Atom.GetHybridization, Chem.HybridizationType),
-    "is_aromatic": PropertyReader("atom", Chem.Atom.GetIsAromatic),
-    "is_in_ring": PropertyReader("atom", Chem.Atom.IsInRing),
+    "is_aromatic": PropertyReader("atom", Chem.Atom.GetIsAromatic, needs_any_of=_DIGITS),
+    "is_in_ring": PropertyReader("atom", Chem.Atom.IsInRing, needs_any_of=_DIGITS),
     # Atom.GetTotalDegree() == explicit neighbours + total hydrogens: derived per chunk.
     "total_degree": PropertyReader("atom", None),
-    "bond_type": PropertyReader("bond", Chem.Bond.GetBondType, Chem.BondType),
+    "bond_type": PropertyReader(
+        "bond",
+        Chem.Bond.GetBondType,
+        Chem.BondType,
+        cheap_getter=Chem.Bond.GetBondTypeAsDouble,
+        cheap_codes=_BOND_TYPE_BY_ORDER,
+        cheap_when=has_no_dative_bond,
+    ),
     "bond_stereo": PropertyReader("bond", Chem.Bond.GetStereo, Chem.BondStereo, needs_any_of="/\\"),
     "bond_dir": PropertyReader("bond", Chem.Bond.GetBondDir, Chem.BondDir, needs_any_of="/\\"),
     "is_conjugated": PropertyReader("bond", Chem.Bond.GetIsConjugated),
@@ -265,16 +311,32 @@ _INNER_SPACE = re.compile(r"\s(?!\s*\|)")
 
 
 def _parse(smiles: Any) -> Chem.Mol | None:
-    """RDKit's molecule for one SMILES, or None where :func:`describe_failure` has the reason."""
+    """RDKit's molecule for one SMILES, or None where :func:`describe_failure` has the reason.
+
+    The same molecule as ``Chem.MolFromSmiles``, which after sanitizing and removing hydrogens
+    runs stereo perception; without ``@``, ``/``, ``\\`` or CXSMILES there is nothing for it to
+    find and it would change no feature, so that step (a third of parsing) is left out there.
+    """
     if not isinstance(smiles, str):
         return None
     text = smiles.strip()
     if not text or _INNER_SPACE.search(text):
         return None
     try:
-        return Chem.MolFromSmiles(text)
+        if any(c in text for c in _STEREO_OR_CXSMILES):
+            return Chem.MolFromSmiles(text)
+        mol = Chem.MolFromSmiles(text, sanitize=False)
+        if mol is None:
+            return None
+        # what MolFromSmiles does before stereo perception: sanitize while removing hydrogens
+        return Chem.RemoveHs(mol, implicitOnly=False, updateExplicitCount=True, sanitize=True)
     except UnicodeEncodeError:  # a lone surrogate, e.g. from errors="surrogateescape"
         return None
+    except (Chem.MolSanitizeException, RuntimeError):  # MolFromSmiles would give None
+        return None
+
+
+_STEREO_OR_CXSMILES = "@/\\|"
 
 
 def _first_message(messages: Any) -> str:
@@ -302,6 +364,8 @@ class _ChunkFeaturizer:
     def __call__(self, smiles_chunk: Sequence[str]) -> tuple[GraphArrays, list[int], list[tuple[int, str]]]:
         atom_raw: dict[str, list[Any]] = {name: [] for name in self.atom_reads}
         bond_raw: dict[str, list[Any]] = {name: [] for name in self.bond_reads}
+        atom_readers = [(atom_raw[name], PROPERTY_READERS[name]) for name in self.atom_reads]
+        bond_readers = [(bond_raw[name], PROPERTY_READERS[name]) for name in self.bond_reads]
         begin: list[int] = []
         end: list[int] = []
         atom_counts: list[int] = []
@@ -317,10 +381,11 @@ class _ChunkFeaturizer:
                 # map over *WithIdx: RDKit's GetAtoms()/GetBonds() iterate in Python, 3x slower.
                 atoms = tuple(map(mol.GetAtomWithIdx, range(mol.GetNumAtoms())))
                 bonds = tuple(map(mol.GetBondWithIdx, range(mol.GetNumBonds())))
-                for name, values in atom_raw.items():
-                    _read(values, PROPERTY_READERS[name], atoms, smiles)
-                for name, values in bond_raw.items():
-                    _read(values, PROPERTY_READERS[name], bonds, smiles)
+                characters = set(smiles)
+                for values, reader in atom_readers:
+                    _read(values, reader, atoms, smiles, characters)
+                for values, reader in bond_readers:
+                    _read(values, reader, bonds, smiles, characters)
                 begin.extend(map(Chem.Bond.GetBeginAtomIdx, bonds))
                 end.extend(map(Chem.Bond.GetEndAtomIdx, bonds))
                 atom_counts.append(len(atoms))
@@ -344,11 +409,14 @@ class _ChunkFeaturizer:
         return GraphArrays(x=x, bonds=bonds, bond_attr=bond_attr, atom_ptr=atom_ptr, bond_ptr=bond_ptr)
 
 
-def _read(values: list[Any], reader: PropertyReader, items: tuple, smiles: str) -> None:
+def _read(values: list[Any], reader: PropertyReader, items: tuple, smiles: str, characters: set[str]) -> None:
+    """Append ``reader``'s raw value for each atom or bond in ``items`` of one molecule."""
     if reader.getter is None:
         return
-    if reader.needs_any_of and not any(c in smiles for c in reader.needs_any_of):
+    if reader.needs_any_of and characters.isdisjoint(reader.needs_any_of):
         values.extend([0] * len(items))
+    elif reader.cheap_getter is not None and reader.cheap_when is not None and reader.cheap_when(smiles):
+        values.extend(map(reader.cheap_codes.__getitem__, map(reader.cheap_getter, items)))
     else:
         values.extend(map(reader.getter, items))
 
@@ -402,11 +470,39 @@ class Featurizer:
             start: input position of ``smiles[0]`` in the whole stream.
             on_chunk: called with the number of molecules after each chunk (progress bars).
         """
+        return self._collect(self._submit(smiles), start, on_chunk)
+
+    def stream(
+        self, batches: Iterable[Sequence[str]], on_chunk: Callable[[int], None] | None = None
+    ) -> Iterator[FeaturizeResult]:
+        """Featurize batch after batch, the next one already in the workers while the caller
+        handles this one (e.g. writes it to disk); at most two batches are held at a time.
+
+        Indices in each result count from the first SMILES of the first batch.
+        """
+        pending: deque[tuple[list[list[str]], Iterable]] = deque()
+        start = 0
+        for smiles in batches:
+            pending.append(self._submit(smiles))
+            if len(pending) == 2:
+                submitted = pending.popleft()
+                yield self._collect(submitted, start, on_chunk)
+                start += sum(map(len, submitted[0]))
+        for submitted in pending:
+            yield self._collect(submitted, start, on_chunk)
+            start += sum(map(len, submitted[0]))
+
+    def _submit(self, smiles: Sequence[str]) -> tuple[list[list[str]], Iterable]:
+        """Split into chunks and hand them to the pool (lazily computed without one)."""
         chunks = [list(smiles[i : i + self.chunk_size]) for i in range(0, len(smiles), self.chunk_size)]
         if self._pool is not None:
-            outputs: Iterable = self._pool.imap(_featurize_in_worker, chunks)
-        else:
-            outputs = map(self._chunk, chunks)
+            return chunks, self._pool.imap(_featurize_in_worker, chunks)
+        return chunks, map(self._chunk, chunks)
+
+    def _collect(
+        self, submitted: tuple[list[list[str]], Iterable], start: int, on_chunk: Callable[[int], None] | None
+    ) -> FeaturizeResult:
+        chunks, outputs = submitted
         parts, indices, failures = [], [], []
         offset = start
         for chunk, (graphs, kept, failed) in zip(chunks, outputs):
