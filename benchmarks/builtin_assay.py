@@ -29,13 +29,13 @@ import numpy as np
 import torch
 
 import molft
+from benchmarks.report import RESULTS, command_line, write_results
 from molft.baselines import RF_SETTINGS, fit_random_forest, morgan_fingerprints
 from molft.data.assay import load_assay, split_assay
 from molft.data.builtin import write_builtin_assay
 from molft.evaluate import evaluate
-from molft.runtime import PROJECT_ROOT, run_metadata, write_json_atomic
+from molft.runtime import PROJECT_ROOT, run_metadata
 
-RESULTS = Path(__file__).parent / "results"
 METHODS = ("pretrained", "frozen", "scratch", "rf")
 METRICS = ("rmse", "mae", "r2")
 
@@ -128,16 +128,12 @@ def main(argv: list[str] | None = None) -> int:
               f"({row['wall_s']:.0f} s)", flush=True)
     meta = run_metadata()
     report = {
-        "benchmark": "builtin_assay", "command": "python -m benchmarks.builtin_assay " + " ".join(sys.argv[1:] if argv is None else argv),
+        "benchmark": "builtin_assay", "command": command_line("builtin_assay", argv),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "hardware": f"{meta['platform']}, {torch.get_num_threads()} thread(s)",
         "threads": torch.get_num_threads(), "n_seeds": args.seeds, "split_sizes": rows[0]["split_sizes"],
         "methods": rows, "run": meta,
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(args.results_dir / "builtin_assay.json", report)
-    markdown = to_markdown(report)
-    (args.results_dir / "builtin_assay.md").write_text(markdown)
-    print(markdown)
+    write_results("builtin_assay", report, to_markdown(report), args.results_dir)
     return 0
 
 

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from molft.data.registry import list_datasets, load_dataset
-from molft.runtime import default_data_dir, run_metadata, write_json_atomic
+from benchmarks.report import command_line, write_results
+from molft.runtime import default_data_dir, run_metadata
 
-RESULTS = Path(__file__).parent / "results"
 #: molecules in the pretrain-gnns / OGB versions. BBBP, ToxCast, ClinTox: shared/data/SOURCES.md
 #: (pretrain-gnns drops unreadable rows of these three); HIV: ogbg-molhiv; the rest: pretrain-gnns'
 #: loaders keep every row of these files (they have no check for unreadable molecules).
@@ -127,15 +127,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{status.info.name}: done", file=sys.stderr, flush=True)
     result = {
         **run_metadata(),
-        "command": " ".join(["python -m benchmarks.datasets_summary", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command_line("datasets_summary", argv),
         "machine": f"{os.cpu_count()} CPU cores",
         "workers": args.workers,
         "datasets": rows,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(RESULTS / "datasets_summary.json", result)
-    (RESULTS / "datasets_summary.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results("datasets_summary", result, markdown(result))
 
 
 if __name__ == "__main__":

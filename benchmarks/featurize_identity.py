@@ -15,7 +15,6 @@ Writes benchmarks/results/featurize_identity.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,11 +25,11 @@ import pandas as pd
 from ogb.utils import smiles2graph
 from rdkit import rdBase
 
+from benchmarks.report import command_line, write_results
 from molft.data.tables import detect_smiles_column
 from molft.featurize import featurize_many
 from molft.runtime import default_data_dir, run_metadata
 
-RESULTS = Path(__file__).parent / "results"
 ZINC_FILES = ("zinc/moses_test.csv.gz", "zinc/moses_test_scaffolds.csv.gz")
 
 
@@ -119,14 +118,11 @@ def main(argv: list[str] | None = None) -> None:
     keys = ("rows", "compared", "different", "featurized_by_ogb_only", "featurized_by_molft_only")
     result = {
         **run_metadata(),
-        "command": "python -m benchmarks.featurize_identity " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("featurize_identity", argv),
         "files": files,
         "total": {key: sum(row[key] for row in files) for key in keys},
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "featurize_identity.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "featurize_identity.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results("featurize_identity", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Writes benchmarks/results/featurize_speed.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -28,9 +27,9 @@ from rdkit import Chem, rdBase
 
 from molft.data.featurized import featurize_file
 from molft.featurize import featurize_many
+from benchmarks.report import command_line, write_results
 from molft.runtime import default_data_dir, run_metadata
 
-RESULTS = Path(__file__).parent / "results"
 ZINC_FILES = ("zinc/moses_train.csv.gz", "zinc/moses_test.csv.gz", "zinc/moses_test_scaffolds.csv.gz")
 
 
@@ -171,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     smiles = pd.read_csv(args.data_dir / source, nrows=args.molecules)["SMILES"].tolist()
     result = {
         **run_metadata(),
-        "command": "python -m benchmarks.featurize_speed " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("featurize_speed", argv),
         "source": source,
         "molecules": len(smiles),
         "rounds": args.rounds,
@@ -180,10 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     if args.full:
         result["full_corpus"] = full_corpus(args.data_dir, args.workers)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "featurize_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "featurize_speed.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results("featurize_speed", result, markdown(result))
 
 
 if __name__ == "__main__":

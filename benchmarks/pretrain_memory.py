@@ -28,9 +28,9 @@ from typing import Any
 
 import pandas as pd
 
+from benchmarks.report import command_line, write_results
 from molft.runtime import default_data_dir, run_metadata
 
-RESULTS = Path(__file__).parent / "results"
 ZINC_FILES = ("zinc/moses_train.csv.gz", "zinc/moses_test.csv.gz", "zinc/moses_test_scaffolds.csv.gz")
 GIB = 2**20  # ru_maxrss is in KiB on Linux
 
@@ -165,16 +165,13 @@ def main(argv: list[str] | None = None) -> None:
         ]
     result = {
         **run_metadata(),
-        "command": "python -m benchmarks.pretrain_memory " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("pretrain_memory", argv),
         "machine": f"{os.cpu_count()} CPU cores, CPU only",
         "molecules": molecules,
         "featurize": featurize,
         "pretrain": pretrain_runs,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pretrain_memory.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "pretrain_memory.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results("pretrain_memory", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -22,15 +22,13 @@ Writes benchmarks/results/pretrain_throughput.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
+from benchmarks.report import command_line, write_results
 from molft.data.builtin import builtin_assay
 from molft.featurize.graph import featurize_many
 from molft.models.encoder import EncoderConfig, GINEncoder
@@ -38,7 +36,6 @@ from molft.pretraining.loop import EpochDataset, PretrainModel, epoch_batches, m
 from molft.pretraining.objectives import OBJECTIVES, build_objectives
 from molft.runtime import default_data_dir, run_metadata
 
-RESULTS = Path(__file__).parent / "results"
 ZINC = "zinc/moses_test.csv.gz"
 # name in the report -> (objective spec, objective options)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -154,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{device_name:5s} {variant:20s} end-to-end {best['end_to_end']:8.1f}  compute-only "
                   f"{best['compute_only']:8.1f}  data-only {best['data_only']:8.1f} graphs/s", flush=True)
 
-    command = "python -m benchmarks.pretrain_throughput " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("pretrain_throughput", argv)
     result = {
         "benchmark": "pretrain_throughput",
         "command": command,
@@ -169,9 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         "results": rows,
         "run": run_metadata(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pretrain_throughput.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (RESULTS / "pretrain_throughput.md").write_text(_markdown(result))
+    write_results("pretrain_throughput", result, _markdown(result))
 
 
 def _markdown(result: dict[str, Any]) -> str:
