@@ -53,6 +53,16 @@ def test_shards_and_workers_do_not_change_the_dataset(tmp_path, assay_csv):
     assert a.columns.equals(b.columns)
 
 
+def test_a_corpus_prefix_loads_only_its_shards_and_no_text(tmp_path, assay_csv):
+    report = featurize_file(assay_csv, tmp_path / "sharded", shard_rows=100, progress=False)
+    whole = load_featurized(report.output)
+    prefix = load_featurized(report.output, text=False, max_graphs=150)
+    assert len(prefix.graphs) == len(prefix.rows) == len(prefix.columns) == 200  # two shards of 100
+    assert prefix.columns.columns.empty  # no SMILES strings held
+    assert np.array_equal(prefix.graphs.x, whole.graphs.select(np.arange(200)).x)
+    assert prefix.rows.tolist() == whole.rows[:200].tolist()
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_rejects_keep_their_row_numbers_across_many_small_shards(tmp_path, workers):
     table = tmp_path / "messy.csv"

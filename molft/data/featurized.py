@@ -298,8 +298,16 @@ def _numeric(columns: pd.DataFrame, name: str, source: str, rows: np.ndarray) ->
     return labels
 
 
-def load_featurized(path: str | Path) -> FeaturizedTable:
+def load_featurized(path: str | Path, text: bool = True, max_graphs: int | None = None) -> FeaturizedTable:
     """Load a featurized dataset directory written by :func:`featurize_file` (no unpickling).
+
+    Args:
+        path: the directory.
+        text: also decode the carried columns (SMILES, ids, labels); pretraining needs the
+            graphs only and saves the memory of millions of Python strings with ``text=False``
+            (``columns`` then has no columns).
+        max_graphs: read only the shards that hold the first this many graphs (all of them are
+            returned; the caller selects), so a corpus prefix costs only its own memory.
 
     Raises:
         InputError: not a featurized dataset, or a damaged one.
@@ -315,16 +323,20 @@ def load_featurized(path: str | Path) -> FeaturizedTable:
         raise InputError(f"{path}: unsupported format {meta.get('format')!r} v{meta.get('version')!r}")
     parts, rows, columns = [], [], []
     for shard in meta["shards"]:
+        if max_graphs is not None and sum(map(len, parts)) >= max_graphs:
+            break
         try:
             with np.load(path / shard["file"], allow_pickle=False) as arrays:
                 parts.append(GraphArrays(**{key: arrays[key] for key in _GRAPH_KEYS}))
                 rows.append(arrays["row"])
+                names = meta["columns"] if text else []
                 columns.append(
                     pd.DataFrame(
                         {
                             name: decode_text(arrays[f"column_{i}"], arrays[f"column_{i}_ptr"])
-                            for i, name in enumerate(meta["columns"])
+                            for i, name in enumerate(names)
                         },
+                        index=pd.RangeIndex(len(arrays["row"])),
                         dtype=str,  # text even when the shard holds no rows (a header-only table)
                     )
                 )
@@ -335,6 +347,10 @@ def load_featurized(path: str | Path) -> FeaturizedTable:
     return FeaturizedTable(
         graphs=GraphArrays.concat(parts),
         rows=np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
-        columns=pd.concat(columns, ignore_index=True) if columns else pd.DataFrame(columns=meta["columns"], dtype=str),
+        columns=(
+            pd.concat(columns, ignore_index=True)
+            if columns
+            else pd.DataFrame(columns=meta["columns"] if text else [], dtype=str)
+        ),
         meta=meta,
     )
