@@ -96,7 +96,7 @@ def example_data(
 @app.command()
 @friendly
 def pretrain(
-    corpus: Annotated[Path, typer.Argument(help="Featurized directory ('molft featurize') or a SMILES table.")],
+    corpus: Annotated[list[Path], typer.Argument(help="Featurized directory ('molft featurize') or a SMILES table; several are the parts of one corpus, joined in order.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory: logs, checkpoints, encoder/.")],
     objectives: Annotated[str, typer.Option(help="Objectives with weights, e.g. 'attr_masking,context_prediction:0.5'.")] = "attr_masking",
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the corpus.")] = 100,
@@ -120,7 +120,7 @@ def pretrain(
 
     encoder = {"num_layers": num_layers, "hidden_dim": hidden_dim, **({"vocabulary": vocab} if vocab else {})}
     result = run_pretrain(
-        corpus, out, objectives, epochs, batch_size, lr, encoder=encoder, lr_schedule=lr_schedule,
+        corpus[0] if len(corpus) == 1 else corpus, out, objectives, epochs, batch_size, lr, encoder=encoder, lr_schedule=lr_schedule,
         warmup_steps=warmup_steps, max_molecules=max_molecules, checkpoint_every_steps=checkpoint_every_steps,
         resume=resume, device=device, seed=seed, num_workers=loader_workers, featurize_workers=workers,
     )

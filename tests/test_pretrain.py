@@ -16,8 +16,10 @@ import pytest
 import safetensors.torch
 import torch
 from torch_geometric.data import Batch
+from typer.testing import CliRunner
 
 from molft.checkpoints import load_encoder
+from molft.cli import app
 from molft.data.featurized import featurize_file
 from molft.errors import InputError
 from molft.featurize.graph import featurize_many, smiles_to_graph
@@ -194,6 +196,31 @@ def test_resume_refuses_changed_settings(corpus, tmp_path):
 def test_pretrain_checks_the_corpus_vocabulary(corpus, tmp_path):
     with pytest.raises(InputError, match="featurized with the 'ogb' vocabulary.*--vocab hu2020"):
         run_pretrain(corpus, tmp_path / "run", encoder={**TINY, "vocabulary": "hu2020"})
+
+
+def test_a_corpus_in_parts_trains_exactly_as_the_whole(corpus, tmp_path, smiles):
+    # e.g. two machines each featurize their own file; pretraining joins the parts in order
+    for name, part in [("a", smiles[:40]), ("b", smiles[40:])]:
+        (tmp_path / f"{name}.csv").write_text("smiles\n" + "\n".join(part) + "\n")
+        featurize_file(tmp_path / f"{name}.csv", tmp_path / f"{name}.graphs", progress=False)
+    parts = [tmp_path / "a.graphs", tmp_path / "b.graphs"]
+    joined = run_pretrain(parts, tmp_path / "parts", epochs=1)
+    whole = run_pretrain(corpus, tmp_path / "whole", epochs=1)
+    assert joined.molecules == whole.molecules == 64
+    assert all(torch.equal(a, b) for a, b in zip(weights(joined.encoder).values(), weights(whole.encoder).values()))
+    config = json.loads((joined.encoder / "config.json").read_text())["extra"]["pretraining"]
+    assert [part["featurized"] for part in config["corpus"]["parts"]] == [str(p) for p in parts]
+    assert run_pretrain(parts, tmp_path / "prefix", epochs=1, max_molecules=30).molecules == 30
+
+
+def test_the_pretrain_command_takes_a_corpus_in_parts(corpus, tmp_path):
+    result = CliRunner().invoke(app, [
+        "pretrain", str(corpus), str(corpus), "--out", str(tmp_path / "run"), "--epochs", "1",
+        "--num-layers", "1", "--hidden-dim", "16", "--batch-size", "32",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "pretrained on 128 molecules, 1 epochs, 4 steps" in result.output
+    assert load_encoder(tmp_path / "run" / "encoder")[0].config.num_layers == 1
 
 
 def test_pretrain_featurizes_a_smiles_table_first(tmp_path, smiles):

@@ -44,7 +44,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,7 @@ class PretrainConfig:
     """Everything that decides a pretraining run's result; saved in ``pretrain.json``.
 
     Attributes:
-        corpus: the corpus as given (featurized directory or SMILES table).
+        corpus: the corpus as given (featurized directory or SMILES table), or the list of its parts.
         objectives: names and weights, e.g. ``"attr_masking:1.0"``.
         objective_options: name -> that objective's keyword options.
         encoder: the :class:`~molft.models.EncoderConfig` as a dict.
@@ -115,7 +115,7 @@ class PretrainConfig:
         progress: show progress bars.
     """
 
-    corpus: str
+    corpus: str | list[str]
     objectives: str = "attr_masking:1"
     objective_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     encoder: dict[str, Any] = field(default_factory=dict)
@@ -408,6 +408,35 @@ def _load_corpus(
     return table.graphs, info
 
 
+def _load_corpora(
+    parts: list[Path],
+    vocabulary: str | None,
+    smiles_column: str | None,
+    workers: int,
+    rank: int,
+    world: int,
+    progress: bool,
+    max_molecules: int | None,
+) -> tuple[GraphArrays, dict[str, Any]]:
+    """A corpus given in parts (e.g. files featurized on different machines), joined in the order
+    given; each part as :func:`_load_corpus`, all in one vocabulary. One part: its own description;
+    several: ``{"parts": [...], "vocabulary": ...}``."""
+    graphs, infos = [], []
+    for part in parts:
+        still_needed = None if max_molecules is None else max_molecules - sum(map(len, graphs))
+        if still_needed is not None and still_needed <= 0:
+            break
+        part_graphs, info = _load_corpus(
+            part, vocabulary, smiles_column, workers, rank, world, progress, still_needed
+        )
+        vocabulary = vocabulary or info["vocabulary"]  # the first part's vocabulary binds the others
+        graphs.append(part_graphs)
+        infos.append(info)
+    if len(infos) == 1:
+        return graphs[0], infos[0]
+    return GraphArrays.concat(graphs), {"parts": infos, "vocabulary": infos[0]["vocabulary"]}
+
+
 # ----------------------------------------------------------------------------------------------
 # Checkpoints and logs
 
@@ -543,7 +572,7 @@ class _Means:
 
 
 def pretrain(
-    corpus: str | Path,
+    corpus: str | Path | Sequence[str | Path],
     out: str | Path,
     objectives: str | Mapping[str, float] = "attr_masking",
     epochs: int = 100,
@@ -575,7 +604,9 @@ def pretrain(
 
     Args:
         corpus: a featurized directory (``molft featurize``) or a SMILES table, which is first
-            featurized once into the cache (:func:`corpus_cache_path`) and reused by later runs.
+            featurized once into the cache (:func:`corpus_cache_path`) and reused by later runs;
+            or a list of them, the parts of one corpus (e.g. featurized on several machines),
+            joined in the order given.
         out: the run directory (created).
         objectives: names and weights, e.g. ``"attr_masking"`` or ``"attr_masking:1,graphmae:0.5"``.
         epochs: passes over the corpus.
@@ -615,7 +646,9 @@ def pretrain(
     """
     started = time.perf_counter()
     out = Path(out)
-    corpus = Path(corpus)
+    parts = [Path(corpus)] if isinstance(corpus, (str, Path)) else [Path(part) for part in corpus]
+    if not parts:
+        raise InputError("no corpus given")
     _check_options(
         epochs, batch_size, lr, weight_decay, lr_schedule, warmup_steps, checkpoint_every_steps, log_every_steps,
         max_molecules,
@@ -635,18 +668,18 @@ def pretrain(
         if world > 1 and run_device.type == "cuda":
             run_device = torch.device("cuda", local_rank)
             torch.cuda.set_device(run_device)
-        graphs, corpus_info = _load_corpus(
-            corpus, encoder_options.get("vocabulary"), smiles_column, featurize_workers, rank, world, progress,
+        graphs, corpus_info = _load_corpora(
+            parts, encoder_options.get("vocabulary"), smiles_column, featurize_workers, rank, world, progress,
             max_molecules,
         )
         if max_molecules is not None and max_molecules < len(graphs):
             graphs = graphs.select(np.arange(max_molecules))
         if len(graphs) == 0:
-            raise InputError(f"{corpus}: no molecules to train on")
+            raise InputError(f"{', '.join(map(str, parts))}: no molecules to train on")
         encoder_options.setdefault("vocabulary", corpus_info["vocabulary"])
         encoder_config = EncoderConfig.from_dict(encoder_options)
         config = PretrainConfig(
-            corpus=str(corpus),
+            corpus=str(parts[0]) if len(parts) == 1 else [str(part) for part in parts],
             objectives=format_objectives(weights),
             objective_options={k: dict(v) for k, v in (objective_options or {}).items()},
             encoder=encoder_config.to_dict(),
