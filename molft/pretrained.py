@@ -12,6 +12,7 @@ SHIPPED = {
     "default": "pretrained/gin-attrmask-zinc",
     "attrmask": "pretrained/gin-attrmask-zinc",
     "contextpred": "pretrained/gin-contextpred-zinc",
+    "graphmae": "pretrained/gin-graphmae-zinc",
 }
 SHIPPED_DIR = PROJECT_ROOT / "data"
 
