@@ -13,6 +13,7 @@ SHIPPED = {
     "attrmask": "pretrained/gin-attrmask-zinc",
     "contextpred": "pretrained/gin-contextpred-zinc",
     "graphmae": "pretrained/gin-graphmae-zinc",
+    "attrmask-contextpred": "pretrained/gin-attrmask-contextpred-zinc",
 }
 SHIPPED_DIR = PROJECT_ROOT / "data"
 
