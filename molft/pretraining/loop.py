@@ -361,54 +361,30 @@ def _cached_corpus_matches(featurized: Path, table: Path, vocabulary: str) -> bo
     return meta.get("source_sha256") == file_sha256(table) and meta.get("vocabulary") == vocabulary
 
 
-def _load_corpus(
-    corpus: Path,
-    vocabulary: str | None,
-    smiles_column: str | None,
-    workers: int,
-    rank: int,
-    world: int,
+def _featurized_directory(
+    corpus: Path, vocabulary: str | None, smiles_column: str | None, workers: int, rank: int, world: int,
     progress: bool,
-    max_molecules: int | None,
-) -> tuple[GraphArrays, dict[str, Any]]:
-    """The corpus's graphs (at least its first ``max_molecules``) and a description (path, source,
-    sha256, vocabulary). Only graphs are loaded, never the SMILES text: a corpus costs its compact
-    arrays, about 1 GiB per million ZINC molecules in memory."""
+) -> Path:
+    """The featurized directory of one corpus part: the part itself, or, for a SMILES table, its
+    cache entry (featurized once, by rank 0, and reused by later runs)."""
     if not corpus.exists():
         raise InputError(f"{corpus}: no such file or directory; give a SMILES table or a featurized directory")
     if corpus.is_dir():
-        table = load_featurized(corpus, text=False, max_graphs=max_molecules)
-        if vocabulary is not None and table.meta["vocabulary"] != vocabulary:
-            raise InputError(
-                f"{corpus} is featurized with the {table.meta['vocabulary']!r} vocabulary, but the encoder uses "
-                f"{vocabulary!r}; featurize the corpus with --vocab {vocabulary}, or leave the encoder's "
-                "vocabulary unset"
-            )
-        featurized = corpus
-    else:
-        vocab = vocabulary or "ogb"
-        featurized = corpus_cache_path(corpus, vocab)
-        if rank == 0:
-            if _cached_corpus_matches(featurized, corpus, vocab):
-                logger.info("reusing the featurized corpus %s", featurized)
-            else:
-                featurize_file(corpus, featurized, smiles_column, vocab, workers=workers, progress=progress,
-                               overwrite=True)
-        if world > 1:
-            dist.barrier()
-        table = load_featurized(featurized, text=False, max_graphs=max_molecules)
-    info = {
-        "corpus": str(corpus),
-        "featurized": str(featurized),
-        "source": table.meta.get("source"),
-        "source_sha256": table.meta.get("source_sha256"),
-        "vocabulary": table.meta["vocabulary"],
-        "rejected": table.meta.get("counts", {}).get("rejected"),
-    }
-    return table.graphs, info
+        return corpus
+    vocab = vocabulary or "ogb"
+    featurized = corpus_cache_path(corpus, vocab)
+    if rank == 0:
+        if _cached_corpus_matches(featurized, corpus, vocab):
+            logger.info("reusing the featurized corpus %s", featurized)
+        else:
+            featurize_file(corpus, featurized, smiles_column, vocab, workers=workers, progress=progress,
+                           overwrite=True)
+    if world > 1:
+        dist.barrier()
+    return featurized
 
 
-def _load_corpora(
+def _load_corpus(
     parts: list[Path],
     vocabulary: str | None,
     smiles_column: str | None,
@@ -418,20 +394,34 @@ def _load_corpora(
     progress: bool,
     max_molecules: int | None,
 ) -> tuple[GraphArrays, dict[str, Any]]:
-    """A corpus given in parts (e.g. files featurized on different machines), joined in the order
-    given; each part as :func:`_load_corpus`, all in one vocabulary. One part: its own description;
-    several: ``{"parts": [...], "vocabulary": ...}``."""
+    """The corpus's graphs (at least its first ``max_molecules``) and a description of each part
+    (path, source, sha256, vocabulary): parts (e.g. files featurized on different machines) are
+    joined in the order given, all in one vocabulary. One part is described on its own, several as
+    ``{"parts": [...], "vocabulary": ...}``. Only graphs are loaded, never the SMILES text: a
+    corpus costs its compact arrays, about 1 GiB per million ZINC molecules in memory."""
     graphs, infos = [], []
     for part in parts:
         still_needed = None if max_molecules is None else max_molecules - sum(map(len, graphs))
         if still_needed is not None and still_needed <= 0:
             break
-        part_graphs, info = _load_corpus(
-            part, vocabulary, smiles_column, workers, rank, world, progress, still_needed
-        )
-        vocabulary = vocabulary or info["vocabulary"]  # the first part's vocabulary binds the others
-        graphs.append(part_graphs)
-        infos.append(info)
+        featurized = _featurized_directory(part, vocabulary, smiles_column, workers, rank, world, progress)
+        table = load_featurized(featurized, text=False, max_graphs=still_needed)
+        if vocabulary is not None and table.meta["vocabulary"] != vocabulary:
+            raise InputError(
+                f"{part} is featurized with the {table.meta['vocabulary']!r} vocabulary, but the encoder uses "
+                f"{vocabulary!r}; featurize the corpus with --vocab {vocabulary}, or leave the encoder's "
+                "vocabulary unset"
+            )
+        vocabulary = table.meta["vocabulary"]  # the first part's vocabulary binds the others
+        graphs.append(table.graphs)
+        infos.append({
+            "corpus": str(part),
+            "featurized": str(featurized),
+            "source": table.meta.get("source"),
+            "source_sha256": table.meta.get("source_sha256"),
+            "vocabulary": table.meta["vocabulary"],
+            "rejected": table.meta.get("counts", {}).get("rejected"),
+        })
     if len(infos) == 1:
         return graphs[0], infos[0]
     return GraphArrays.concat(graphs), {"parts": infos, "vocabulary": infos[0]["vocabulary"]}
@@ -668,7 +658,7 @@ def pretrain(
         if world > 1 and run_device.type == "cuda":
             run_device = torch.device("cuda", local_rank)
             torch.cuda.set_device(run_device)
-        graphs, corpus_info = _load_corpora(
+        graphs, corpus_info = _load_corpus(
             parts, encoder_options.get("vocabulary"), smiles_column, featurize_workers, rank, world, progress,
             max_molecules,
         )
