@@ -11,9 +11,10 @@ Shortcuts keep it fast, and each follows from SMILES syntax alone (the identity 
 (RDKit assigns them only to bracket atoms, or CXSMILES sets them); one without a digit has no
 ring, so no ring or aromatic atom; and one without ``<``, ``>``, ``|`` or a metal in brackets
 has no dative bond (RDKit makes bonds to metals dative), so the bond order (a float, cheap to
-read) names the bond type (an enum, slow to wrap). Formal
-charge has no such shortcut: sanitization charges ``N(=O)=O`` without any bracket. Total degree
-is derived from the bond list and the hydrogen count instead of being read per atom.
+read) names the bond type (an enum, slow to wrap). Formal charge has no such shortcut:
+sanitization charges ``N(=O)=O`` without any bracket. Parsing leaves out RDKit's stereo
+perception where the SMILES has nothing for it to find (see :func:`_parse`). Total degree is
+derived from the bond list and the hydrogen count instead of being read per atom.
 """
 
 from __future__ import annotations
