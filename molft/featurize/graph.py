@@ -46,7 +46,8 @@ class PropertyReader:
         enum: the RDKit enum whose member names the vocabulary uses, if any.
         needs_any_of: SMILES characters without which the property is always 0 (its default).
         cheap_getter: a faster RDKit method whose value names the raw code through
-            ``cheap_codes`` (unknown values give -1), usable where ``cheap_when(smiles)``.
+            ``cheap_codes`` (unknown values give -1), used where ``cheap_when(smiles)``; the two
+            come together.
     """
 
     owner: str
@@ -416,7 +417,7 @@ def _read(values: list[Any], reader: PropertyReader, items: tuple, smiles: str, 
         return
     if reader.needs_any_of and characters.isdisjoint(reader.needs_any_of):
         values.extend([0] * len(items))
-    elif reader.cheap_getter is not None and reader.cheap_when is not None and reader.cheap_when(smiles):
+    elif reader.cheap_when is not None and reader.cheap_when(smiles):
         values.extend(map(reader.cheap_codes.__getitem__, map(reader.cheap_getter, items)))
     else:
         values.extend(map(reader.getter, items))
@@ -471,7 +472,7 @@ class Featurizer:
             start: input position of ``smiles[0]`` in the whole stream.
             on_chunk: called with the number of molecules after each chunk (progress bars).
         """
-        return self._collect(self._submit(smiles), start, on_chunk)
+        return self._collect(start, self._submit(smiles), on_chunk)
 
     def stream(
         self, batches: Iterable[Sequence[str]], on_chunk: Callable[[int], None] | None = None
@@ -481,17 +482,15 @@ class Featurizer:
 
         Indices in each result count from the first SMILES of the first batch.
         """
-        pending: deque[tuple[list[list[str]], Iterable]] = deque()
+        pending: deque[tuple[int, tuple[list[list[str]], Iterable]]] = deque()  # (start, submitted)
         start = 0
         for smiles in batches:
-            pending.append(self._submit(smiles))
+            pending.append((start, self._submit(smiles)))
+            start += len(smiles)
             if len(pending) == 2:
-                submitted = pending.popleft()
-                yield self._collect(submitted, start, on_chunk)
-                start += sum(map(len, submitted[0]))
-        for submitted in pending:
-            yield self._collect(submitted, start, on_chunk)
-            start += sum(map(len, submitted[0]))
+                yield self._collect(*pending.popleft(), on_chunk)
+        while pending:
+            yield self._collect(*pending.popleft(), on_chunk)
 
     def _submit(self, smiles: Sequence[str]) -> tuple[list[list[str]], Iterable]:
         """Split into chunks and hand them to the pool (lazily computed without one)."""
@@ -501,7 +500,7 @@ class Featurizer:
         return chunks, map(self._chunk, chunks)
 
     def _collect(
-        self, submitted: tuple[list[list[str]], Iterable], start: int, on_chunk: Callable[[int], None] | None
+        self, start: int, submitted: tuple[list[list[str]], Iterable], on_chunk: Callable[[int], None] | None
     ) -> FeaturizeResult:
         chunks, outputs = submitted
         parts, indices, failures = [], [], []
