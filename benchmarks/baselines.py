@@ -29,7 +29,7 @@ import pandas as pd
 
 from molft.baselines import RF_SETTINGS, BaselineResult, fit_random_forest, morgan_fingerprints
 
-__all__ = ["RF_SETTINGS", "BaselineResult", "chemprop_unavailable", "fit_random_forest", "morgan_fingerprints", "run_chemprop"]
+__all__ = ["CHEMPROP_TRACKING", "RF_SETTINGS", "BaselineResult", "chemprop_unavailable", "fit_random_forest", "morgan_fingerprints", "run_chemprop"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,6 +73,10 @@ def _best_epoch(output_dir: Path) -> int | None:
     return None
 
 
+#: chemprop's ``--tracking-metric`` (and ``--metrics``) per task type: the validation metric molft selects on
+CHEMPROP_TRACKING = {"classification": "roc", "regression": "rmse"}
+
+
 def run_chemprop(
     smiles: Sequence[str],
     y: np.ndarray,
@@ -87,9 +91,13 @@ def run_chemprop(
     """Train chemprop v2 on the given split through its CLI and score validation and test.
 
     Writes one CSV (``smiles``, targets renamed ``t0..tN`` so any column name works, and a
-    ``split`` column of ``train``/``val``/``test``), runs ``chemprop train --splits-column split``
-    (chemprop selects its best epoch on validation itself), then ``chemprop predict`` with the
-    saved best model on the validation and test SMILES.
+    ``split`` column of ``train``/``val``/``test``), runs ``chemprop train --splits-column split``,
+    then ``chemprop predict`` with the saved best model on the validation and test SMILES.
+
+    chemprop keeps the epoch with the best validation value of :data:`CHEMPROP_TRACKING` (the metric
+    molft's own models are selected on: ROC-AUC or RMSE), not its default validation loss: under a
+    scaffold split the label balance shifts (BBBP: 83% positive in a 100-label training subset,
+    40% in validation) and the validation loss is then lowest at the first epoch, an untrained model.
 
     Args:
         smiles: [num_molecules] SMILES.
@@ -125,6 +133,7 @@ def run_chemprop(
         train = [
             *command, "train", "--data-path", str(folder / "data.csv"), "--smiles-columns", "smiles",
             "--target-columns", *targets, "--splits-column", "split", "--task-type", task_type,
+            "--metrics", CHEMPROP_TRACKING[task_type], "--tracking-metric", CHEMPROP_TRACKING[task_type],
             "--output-dir", str(folder / "model"), "--pytorch-seed", str(seed), "--data-seed", str(seed),
             *(["--epochs", str(epochs)] if epochs is not None else []), *accelerator,
         ]

@@ -180,6 +180,7 @@ def test_chemprop_adapter_writes_the_split_and_reads_predictions(tmp_path: Path,
     assert result.info["best_epoch"] == 4
     log = (tmp_path / "work" / "chemprop.log").read_text()
     assert "--splits-column split" in log and "--pytorch-seed 0" in log
+    assert "--tracking-metric roc" in log  # selected on validation ROC-AUC, as molft's models are
 
 
 def test_random_forest_predicts_every_task_on_its_labelled_rows(assay) -> None:
