@@ -78,6 +78,8 @@ RESULTS = Path(__file__).parent / "results"
 KINDS = ("pretrained", "frozen", "scratch", "rf", "chemprop")
 #: label counts at which the pretrained model is compared with from-scratch training
 REFERENCE_BUDGETS = (100, 1000)
+#: label counts of the summary table (a smaller training set shows all its labels instead)
+HEADLINE_BUDGETS = (100, 1000, 10000)
 
 
 # --------------------------------------------------------------------------------------------
@@ -559,6 +561,72 @@ def aggregate_across(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> 
     return result
 
 
+def headline_methods(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[str]:
+    """The headline's columns: the first fine-tuned and first frozen encoder, scratch, RF and chemprop."""
+    kind_of = {r["method"]: r["kind"] for r in rows}
+    firsts = {}
+    for method in methods:
+        if method in kind_of:
+            firsts.setdefault(kind_of[method], method)
+    return [firsts[kind] for kind in ("pretrained", "frozen", "scratch", "rf", "chemprop") if kind in firsts]
+
+
+def headline(rows: Sequence[dict[str, Any]], methods: Sequence[str], train_labelled: dict[str, int]) -> list[dict[str, Any]]:
+    """The summary table: each headline method at 100 / 1,000 / 10,000 labels, per dataset and averaged.
+
+    A dataset with fewer labelled training molecules than a headline count shows its whole
+    training set instead (once: a dataset of 800 labels has a 100 row and an 800 row). The
+    ``mean`` rows average test ROC-AUC over the classification datasets (two or more) where every
+    headline method has that cell (``datasets`` names them; ``some_capped``: some showed all
+    their labels, fewer than the headline count).
+
+    Returns:
+        One entry per (headline count, dataset) and per headline count ``dataset="mean"``, each
+        ``{"budget", "dataset", "n_labels", "metric", "scores": {method: [mean, std, seeds]}}``.
+    """
+    shown = headline_methods(rows, methods)
+    result = []
+    for budget in HEADLINE_BUDGETS:
+        complete: dict[str, dict[str, float]] = {}
+        capped = False
+        for dataset, labelled in sorted(train_labelled.items()):
+            n_labels = min(budget, labelled)
+            smaller = [b for b in HEADLINE_BUDGETS if b < budget]
+            if smaller and min(max(smaller), labelled) == n_labels:
+                continue  # the whole training set is already the previous headline row
+            here = {r["method"]: r for r in rows if r["dataset"] == dataset and r["n_labels"] == n_labels}
+            if not here:
+                continue
+            metric = next(iter(here.values()))["metric"]
+            scores = {m: [here[m]["test_mean"], here[m]["test_std"], len(here[m]["seeds"])] for m in shown
+                      if m in here and here[m]["test_mean"] is not None}
+            result.append({"budget": budget, "dataset": dataset, "n_labels": n_labels, "metric": metric, "scores": scores})
+            if metric == "roc_auc" and len(scores) == len(shown):
+                complete[dataset] = {m: scores[m][0] for m in shown}
+                capped |= n_labels < budget
+        if len(complete) > 1:
+            result.append({"budget": budget, "dataset": "mean", "n_labels": None, "metric": "roc_auc",
+                           "datasets": sorted(complete), "some_capped": capped,
+                           "scores": {m: [float(np.mean([c[m] for c in complete.values()])), None, None] for m in shown}})
+    return result
+
+
+def _headline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    entries = result.get("headline") or []
+    shown = list(dict.fromkeys(m for e in entries for m in e["scores"]))
+    shown = [m for m in result["methods"] if m in shown]
+    table = []
+    for entry in entries:
+        if entry["dataset"] == "mean":
+            labels = f"{entry['budget']:,}" + (" or all" if entry["some_capped"] else "")
+            name = f"mean ROC-AUC ({len(entry['datasets'])} datasets)"
+        else:
+            labels = f"{entry['n_labels']:,}" if entry["n_labels"] == entry["budget"] else f"all {entry['n_labels']:,}"
+            name = f"{entry['dataset']} ({entry['metric']})"
+        table.append([labels, name, *(_cell(*entry["scores"][m][:2]) if m in entry["scores"] else "—" for m in shown)])
+    return ["labels", "dataset", *shown], table
+
+
 def _hardware() -> dict[str, Any]:
     cpu = platform.processor() or None
     try:
@@ -684,6 +752,13 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
     ]
     for kind, reason in result["skipped"].items():
         lines.append(f"- Skipped `{kind}`: {reason}")
+    header, table = _headline_table(result)
+    if table:
+        lines += ["", "## Headline: 100, 1,000 and 10,000 labels", "",
+                  "Test metric, mean ± std over seeds. A dataset with fewer labelled training molecules shows all of "
+                  "them (`all N`). The mean rows average ROC-AUC over the classification datasets where every "
+                  "column has that cell.", ""]
+        lines += _markdown_table(header, table, right_from=2)
     for name, info in result["datasets"].items():
         rows = [r for r in result["aggregates"] if r["dataset"] == name]
         if not rows:
@@ -866,6 +941,7 @@ def run_benchmark(
         "runs": sorted(records, key=lambda r: (r["dataset"], r["method"], r["n_labels"], r["seed"])),
         "aggregates": rows,
         "across": aggregate_across(rows, method_names),
+        "headline": headline(rows, method_names, {d.name: int(len(d.train)) for d in prepared}),
         "equivalence": equivalence,
         "hardware": _hardware(),
         "run": run_metadata(device=str(device_)),
@@ -890,12 +966,16 @@ def run_benchmark(
 
 
 def print_tables(result: dict[str, Any]) -> None:
-    """The per-dataset tables and the label equivalence, as plain text."""
+    """The per-dataset tables, the headline and the label equivalence, as plain text."""
     for name in result["datasets"]:
         rows = [r for r in result["aggregates"] if r["dataset"] == name]
         if rows:
             print(f"\n{name}: test {rows[0]['metric']} (mean ± std over seeds) by number of labels")
             print(_text_table(*_matrix(rows, result["methods"])))
+    header, table = _headline_table(result)
+    if table:
+        print("\nHeadline: test metric at 100, 1,000 and 10,000 labels (or all a dataset has)")
+        print(_text_table(header, table))
     for entry in result["equivalence"]:
         print(f"{entry['dataset']}: {entry['method']} at {entry['reference_labels']:,} labels "
               f"({entry['target']:.3f}) = from-scratch {_equivalence_text(entry)}")

@@ -19,6 +19,7 @@ import pytest
 from benchmarks.baselines import chemprop_unavailable, fit_random_forest, morgan_fingerprints, run_chemprop
 from benchmarks.label_efficiency import (
     effective_budgets,
+    headline,
     labels_to_match,
     read_runs,
     resolve_methods,
@@ -133,6 +134,28 @@ def test_labels_to_match_interpolates_on_log_labels() -> None:
     assert labels_to_match(curve, 0.90, True) == (None, "not_reached")
     rmse = [(100, 1.2), (1000, 0.9)]
     assert labels_to_match(rmse, 1.05, higher_better=False)[1] == "interpolated"
+
+
+def _row(dataset: str, method: str, n_labels: int, test: float, metric: str = "roc_auc") -> dict:
+    kind = method.split(":")[0]
+    return {"dataset": dataset, "method": method, "kind": kind, "n_labels": n_labels, "metric": metric,
+            "test_mean": test, "test_std": 0.01, "seeds": [0, 1, 2, 3, 4]}
+
+
+def test_headline_shows_100_1000_10000_labels_or_all_a_dataset_has_and_averages_complete_datasets() -> None:
+    methods = ["pretrained:a", "pretrained:b", "scratch", "rf"]
+    rows = [_row(d, m, n, score) for d, sizes in (("BIG", (100, 1000, 10000)), ("SMALL", (100, 800)))
+            for n in sizes for m, score in zip(methods, (0.8, 0.7, 0.6, 0.75))]
+    rows.append(_row("LIPO", "rf", 100, 1.1, metric="rmse"))
+    table = headline(rows, methods, {"BIG": 30000, "SMALL": 800, "LIPO": 3000})
+    shown = {(e["budget"], e["dataset"]): e for e in table}
+    assert set(shown) == {(100, "BIG"), (100, "SMALL"), (100, "LIPO"), (100, "mean"),
+                          (1000, "BIG"), (1000, "SMALL"), (1000, "mean"), (10000, "BIG")}
+    assert shown[1000, "SMALL"]["n_labels"] == 800  # all it has, shown once
+    assert list(shown[100, "BIG"]["scores"]) == ["pretrained:a", "scratch", "rf"]  # the first encoder only
+    assert shown[100, "mean"]["datasets"] == ["BIG", "SMALL"]  # RMSE is not averaged with ROC-AUC
+    assert shown[1000, "mean"]["some_capped"] and not shown[100, "mean"]["some_capped"]
+    assert shown[100, "LIPO"]["scores"] == {"rf": [1.1, 0.01, 5]}
 
 
 def test_budgets_capped_at_the_training_set_run_once() -> None:
