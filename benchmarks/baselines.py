@@ -84,6 +84,7 @@ def run_chemprop(
     task_type: str,
     seed: int,
     epochs: int | None = None,
+    patience: int | None = None,
     device: str = "cpu",
     workdir: str | Path | None = None,
     command: Sequence[str] | None = None,
@@ -106,6 +107,8 @@ def run_chemprop(
         task_type: ``"classification"`` or ``"regression"``.
         seed: ``--pytorch-seed`` and ``--data-seed``.
         epochs: ``--epochs`` (chemprop's default, 50, when None).
+        patience: ``--patience``, epochs without validation improvement before stopping (chemprop's
+            default when None).
         device: ``cpu`` or ``cuda[:k]`` (mapped to ``--accelerator gpu --devices 1``).
         workdir: where to keep the CSVs, model and log (a temporary folder, removed, when None).
         command: the chemprop executable (default: :func:`chemprop_command`).
@@ -135,7 +138,8 @@ def run_chemprop(
             "--target-columns", *targets, "--splits-column", "split", "--task-type", task_type,
             "--metrics", CHEMPROP_TRACKING[task_type], "--tracking-metric", CHEMPROP_TRACKING[task_type],
             "--output-dir", str(folder / "model"), "--pytorch-seed", str(seed), "--data-seed", str(seed),
-            *(["--epochs", str(epochs)] if epochs is not None else []), *accelerator,
+            *(["--epochs", str(epochs)] if epochs is not None else []),
+            *(["--patience", str(patience)] if patience is not None else []), *accelerator,
         ]
         started = time.perf_counter()
         _run(train, log)
