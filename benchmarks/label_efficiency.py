@@ -739,8 +739,8 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         f"({result['runs_executed']} run(s) executed now, {result['runs_reused']} reused from "
         f"`{result['runs_file']}`); the {len(result['runs'])} runs reported took {result['run_seconds_total'] / 60:.1f} "
         "min in total."
-        + (f" **{result['runs_missing']} requested run(s) are not in the runs file yet** (`--report-only`, or a "
-           "run stopped early): cells show how many seeds they have." if result.get("runs_missing") else ""),
+        + (f" **{result['runs_missing']} requested run(s) are not in the runs file yet** (`--report-only`, `--stop-after`, or "
+           "a run stopped early): cells show how many seeds they have." if result.get("runs_missing") else ""),
         f"- Hardware: {hardware['cpu'] or 'unknown CPU'}, {hardware['cpu_count']} cores, torch threads "
         f"{hardware['torch_threads']}, device {settings['device']}"
         + (f" ({hardware['gpu']})" if hardware["gpu"] else "") + ".",
@@ -835,6 +835,7 @@ def run_benchmark(
     progress: bool = True,
     command: str | None = None,
     report_only: bool = False,
+    stop_after_s: float | None = None,
 ) -> dict[str, Any]:
     """Run every missing (dataset, method, budget, seed) and write the results (see the module docstring).
 
@@ -855,6 +856,9 @@ def run_benchmark(
         command: the command line to record.
         report_only: run nothing; report the runs already in the runs file (cells without all
             their seeds show how many they have).
+        stop_after_s: start no new run after this many seconds (a run in flight finishes); the
+            report counts the runs left, and a rerun continues with them. For machines lent for
+            a fixed time.
 
     Returns:
         what ``label_efficiency.json`` holds.
@@ -894,7 +898,7 @@ def run_benchmark(
             records.append(done[key])
             bar.update()
             continue
-        if report_only:
+        if report_only or (stop_after_s is not None and time.perf_counter() - started > stop_after_s):
             missing += 1
             bar.update()
             continue
@@ -1024,6 +1028,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: rebuild the report from the runs already recorded")
+    parser.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
+                        help="start no new run after this many minutes, then report (rerun to continue)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -1035,6 +1041,7 @@ def main(argv: list[str] | None = None) -> None:
             args.data_dir, args.results_dir, args.split,
             EncoderConfig(num_layers=args.num_layers, hidden_dim=args.hidden_dim), args.rf_jobs,
             not args.no_progress, command, args.report_only,
+            None if args.stop_after is None else args.stop_after * 60,
         )
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -116,6 +116,10 @@ def test_one_record_per_run_identical_subsets_and_resume(tmp_path: Path, data_di
     assert seed_digests[(0, 100)] != seed_digests[(1, 100)]
     assert seed_digests[(0, n_train)] == seed_digests[(1, n_train)]  # the whole training set either way
 
+    # with --stop-after, no new run starts once the time is up; the report counts the runs left
+    stopped = run_benchmark(**{**options, "seeds": 3, "methods": ["scratch"], "stop_after_s": 0})
+    assert stopped["runs_executed"] == 0 and stopped["runs_reused"] == 4 and stopped["runs_missing"] == 2
+
 
 def test_regression_dataset_reports_rmse(tmp_path: Path, data_dir: Path) -> None:
     result = run_benchmark(["lipo"], budgets=[60], seeds=1, methods=["scratch", "rf"], pretrained=["none"],
