@@ -26,6 +26,9 @@ GNNs report the test metric at the best-validation epoch (the model is restored 
 nothing is ever selected on test. Each finished (dataset, method, budget, seed) run is appended at
 once to ``<results>/label_efficiency_runs.jsonl``; a rerun skips runs already there (with the same
 data file, split and settings), so an interrupted benchmark resumes where it stopped.
+``--stop-after MINUTES`` starts no new run after that long (for a machine lent for a fixed time);
+processes run side by side each write their own ``--results-dir``, and ``--add-runs`` gathers
+their runs files into one (each run once) before the report.
 
     python -m benchmarks.label_efficiency --datasets bbbp,hiv --budgets 100,300,1000 --seeds 5 \\
         --methods pretrained,frozen,scratch,rf [--pretrained DIR[,DIR...]] [--device cuda]
@@ -413,6 +416,22 @@ def append_run(path: Path, record: dict[str, Any]) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def add_runs(sources: Sequence[Path], path: Path) -> int:
+    """Append to the runs file ``path`` the runs of other runs files (e.g. from processes run side by
+    side, or from a GPU machine) that it does not hold yet; returns how many were added."""
+    known = {run_key(r) for r in read_runs(path)}
+    added = 0
+    for source in sources:
+        if not Path(source).is_file():
+            raise InputError(f"{source}: no such runs file")
+        for record in read_runs(Path(source)):
+            if run_key(record) not in known:
+                append_run(path, record)
+                known.add(run_key(record))
+                added += 1
+    return added
 
 
 # --------------------------------------------------------------------------------------------
@@ -1028,6 +1047,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: rebuild the report from the runs already recorded")
+    parser.add_argument("--add-runs", type=lambda t: [Path(v) for v in _names(t)], default=[], metavar="FILE[,FILE]",
+                        help="first add the runs of these runs files that the results' runs file lacks "
+                             "(runs made side by side or elsewhere)")
     parser.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
                         help="start no new run after this many minutes, then report (rerun to continue)")
     args = parser.parse_args(argv)
@@ -1036,6 +1058,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     command = "python -m benchmarks.label_efficiency " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
+        if args.add_runs:
+            added = add_runs(args.add_runs, Path(args.results_dir) / f"{NAME}_runs.jsonl")
+            print(f"added {added} run(s) from {', '.join(map(str, args.add_runs))}", file=sys.stderr)
         result = run_benchmark(
             args.datasets, args.budgets, args.seeds, args.methods, args.pretrained, args.max_epochs, args.device,
             args.data_dir, args.results_dir, args.split,

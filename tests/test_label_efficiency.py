@@ -18,6 +18,7 @@ import pytest
 
 from benchmarks.baselines import chemprop_unavailable, fit_random_forest, morgan_fingerprints, run_chemprop
 from benchmarks.label_efficiency import (
+    add_runs,
     effective_budgets,
     headline,
     labels_to_match,
@@ -115,6 +116,13 @@ def test_one_record_per_run_identical_subsets_and_resume(tmp_path: Path, data_di
     seed_digests = {(r["seed"], r["n_labels"]): r["train_rows_sha256"] for r in more["runs"]}
     assert seed_digests[(0, 100)] != seed_digests[(1, 100)]
     assert seed_digests[(0, n_train)] == seed_digests[(1, n_train)]  # the whole training set either way
+
+    # runs made elsewhere are added once, however often they are offered
+    elsewhere = tmp_path / "elsewhere"
+    other = run_benchmark(**{**options, "seeds": 3, "methods": ["rf"], "results_dir": elsewhere})
+    assert other["runs_executed"] == 6
+    assert add_runs([elsewhere / "label_efficiency_runs.jsonl"], runs_file) == 4  # seeds 1, 2; seed 0 was here
+    assert add_runs([elsewhere / "label_efficiency_runs.jsonl"], runs_file) == 0
 
     # with --stop-after, no new run starts once the time is up; the report counts the runs left
     stopped = run_benchmark(**{**options, "seeds": 3, "methods": ["scratch"], "stop_after_s": 0})
