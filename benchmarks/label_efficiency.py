@@ -49,6 +49,7 @@ import math
 import os
 import platform
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -666,6 +667,14 @@ def _hardware() -> dict[str, Any]:
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
+def _command_footer(figure: Any, command: str) -> float:
+    """Write the command, wrapped to the figure's width, along its bottom; returns the height it takes
+    (a fraction of the figure's)."""
+    lines = textwrap.wrap(command, width=int(figure.get_figwidth() * 72 / 3.7), break_on_hyphens=False)
+    figure.text(0.01, 0.005, "\n".join(lines), fontsize=6, family="monospace", va="bottom")
+    return (len(lines) * 7.5 + 4) / (figure.get_figheight() * 72)
+
+
 def plot_dataset(path: Path, dataset: str, rows: Sequence[dict[str, Any]], methods: Sequence[str], command: str) -> None:
     """Test metric vs labels (log x), one line per method with a ±std band."""
     import matplotlib
@@ -693,19 +702,21 @@ def plot_dataset(path: Path, dataset: str, rows: Sequence[dict[str, Any]], metho
              title=f"{dataset}: test {metric} vs labels (mean ± std, up to {seeds} seeds)")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    figure.text(0.01, 0.005, command, fontsize=6, family="monospace")
-    figure.tight_layout(rect=(0, 0.03, 1, 1))
+    figure.tight_layout(rect=(0, _command_footer(figure, command), 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
 def plot_equivalence(path: Path, rows: Sequence[dict[str, Any]], equivalence: Sequence[dict[str, Any]], command: str) -> None:
-    """Per dataset: the from-scratch curve, the pretrained levels at 100 / 1,000 labels, and where they cross."""
+    """Per dataset: the from-scratch curve, the fine-tuned models' levels at 100 / 1,000 labels, and where
+    they cross (the frozen ones are in the Markdown table only, to keep the figure readable)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    kind_of = {r["method"]: r["kind"] for r in rows}
+    equivalence = [e for e in equivalence if kind_of.get(e["method"]) == "pretrained"] or list(equivalence)
     datasets = sorted({e["dataset"] for e in equivalence})
     figure, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
     for axis, dataset in zip(axes[0], datasets):
@@ -728,8 +739,7 @@ def plot_equivalence(path: Path, rows: Sequence[dict[str, Any]], equivalence: Se
                  title=f"{dataset}: from-scratch labels matching pretrained")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=6, loc="best")
-    figure.text(0.01, 0.005, command, fontsize=6, family="monospace")
-    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    figure.tight_layout(rect=(0, _command_footer(figure, command), 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
