@@ -638,6 +638,11 @@ def headline(rows: Sequence[dict[str, Any]], methods: Sequence[str], train_label
     return result
 
 
+def _headline_cell(score: list, seeds: int) -> str:
+    mean, std, ran = score
+    return _cell(mean, std) + (f" ({ran} of {seeds} seeds)" if ran is not None and ran < seeds else "")
+
+
 def _headline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     entries = result.get("headline") or []
     shown = list(dict.fromkeys(m for e in entries for m in e["scores"]))
@@ -650,7 +655,8 @@ def _headline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]
         else:
             labels = f"{entry['n_labels']:,}" if entry["n_labels"] == entry["budget"] else f"all {entry['n_labels']:,}"
             name = f"{entry['dataset']} ({entry['metric']})"
-        table.append([labels, name, *(_cell(*entry["scores"][m][:2]) if m in entry["scores"] else "—" for m in shown)])
+        table.append([labels, name, *(_headline_cell(entry["scores"][m], len(result["settings"]["seeds"]))
+                                      if m in entry["scores"] else "—" for m in shown)])
     return ["labels", "dataset", *shown], table
 
 
