@@ -513,7 +513,7 @@ def label_equivalence(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             labels, status = labels_to_match(scratch, row["test_mean"], higher_is_better(row["metric"]))
             result.append({
-                "dataset": dataset, "method": row["method"], "reference_budget": row["budget"],
+                "dataset": dataset, "method": row["method"], "kind": row["kind"], "reference_budget": row["budget"],
                 "reference_labels": row["n_labels"], "target": row["test_mean"], "metric": row["metric"],
                 "scratch_labels": labels, "status": status, "max_scratch_labels": tested,
                 "ratio": None if labels is None else labels / row["n_labels"],
@@ -613,13 +613,12 @@ def headline(rows: Sequence[dict[str, Any]], methods: Sequence[str], train_label
     """
     shown = headline_methods(rows, methods)
     result = []
-    for budget in HEADLINE_BUDGETS:
+    for previous, budget in zip((0, *HEADLINE_BUDGETS), HEADLINE_BUDGETS):
         complete: dict[str, dict[str, float]] = {}
         capped = False
         for dataset, labelled in sorted(train_labelled.items()):
             n_labels = min(budget, labelled)
-            smaller = [b for b in HEADLINE_BUDGETS if b < budget]
-            if smaller and min(max(smaller), labelled) == n_labels:
+            if min(previous, labelled) == n_labels:
                 continue  # the whole training set is already the previous headline row
             here = {r["method"]: r for r in rows if r["dataset"] == dataset and r["n_labels"] == n_labels}
             if not here:
@@ -645,8 +644,7 @@ def _headline_cell(score: list, seeds: int) -> str:
 
 def _headline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     entries = result.get("headline") or []
-    shown = list(dict.fromkeys(m for e in entries for m in e["scores"]))
-    shown = [m for m in result["methods"] if m in shown]
+    shown = headline_methods(result["aggregates"], result["methods"])
     table = []
     for entry in entries:
         if entry["dataset"] == "mean":
@@ -721,8 +719,7 @@ def plot_equivalence(path: Path, rows: Sequence[dict[str, Any]], equivalence: Se
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kind_of = {r["method"]: r["kind"] for r in rows}
-    equivalence = [e for e in equivalence if kind_of.get(e["method"]) == "pretrained"] or list(equivalence)
+    equivalence = [e for e in equivalence if e["kind"] == "pretrained"] or list(equivalence)
     datasets = sorted({e["dataset"] for e in equivalence})
     figure, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
     for axis, dataset in zip(axes[0], datasets):
