@@ -49,6 +49,7 @@ from benchmarks.label_efficiency import (
     _clean,
     _hardware,
     _mean_std,
+    add_runs,
     append_run,
     prepare_dataset,
     read_runs,
@@ -86,8 +87,14 @@ def run_benchmark(
     results_dir: str | Path = RESULTS,
     progress: bool = True,
     command: str | None = None,
+    report_only: bool = False,
+    stop_after_s: float | None = None,
 ) -> dict[str, Any]:
-    """Run every missing (dataset, protocol, method, seed); write JSON and Markdown (module docstring)."""
+    """Run every missing (dataset, protocol, method, seed); write JSON and Markdown (module docstring).
+
+    ``report_only`` runs nothing and reports the recorded runs; ``stop_after_s`` starts no new run
+    after that many seconds (the run in flight finishes). Cells with fewer seeds than asked say so.
+    """
     started = time.perf_counter()
     unknown = sorted(set(protocols) - set(PROTOCOLS))
     if unknown:
@@ -102,7 +109,7 @@ def run_benchmark(
     done = {run_key(r): r for r in read_runs(runs_file)}
     cells = [(data, protocol, method, seed) for data in prepared for protocol in protocols
              for seed in range(seeds) for method in methods]
-    records, executed = [], 0
+    records, executed, missing = [], 0, 0
     bar = tqdm(total=len(cells), desc="moleculenet (Hu et al. 2020)", disable=None if progress else True)
     for data, protocol, method, seed in cells:
         recipe = HU2020_PROTOCOL if protocol == "hu2020" else None
@@ -113,6 +120,10 @@ def run_benchmark(
                       "n_labels": len(data.train), "seed": seed}
         if run_key(key_fields) in done:
             records.append(done[run_key(key_fields)])
+            bar.update()
+            continue
+        if report_only or (stop_after_s is not None and time.perf_counter() - started > stop_after_s):
+            missing += 1
             bar.update()
             continue
         start = time.perf_counter()
@@ -136,7 +147,8 @@ def run_benchmark(
     result = {
         "benchmark": NAME, "command": command, "hardware": _hardware(), "device": str(device_),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "wall_s": round(time.perf_counter() - started, 1), "executed_now": executed, "seeds": seeds,
+        "wall_s": round(time.perf_counter() - started, 1), "executed_now": executed, "missing": missing, "seeds": seeds,
+        "datasets": [data.name for data in prepared],
         "max_epochs": max_epochs, "protocols": {"hu2020": HU2020_PROTOCOL.to_dict(), "molft": "choose_recipe by label count"},
         "skipped": skipped, "rows": rows, "reference_hu2020_table1": REFERENCE, "runs": records,
     }
@@ -167,9 +179,14 @@ def _cell(mean: float | None, std: float | None) -> str:
     return f"{mean:.1f} ({std:.1f})" if std is not None else f"{mean:.1f}"
 
 
+def _seeded_cell(row: dict[str, Any], seeds: int) -> str:
+    cell = _cell(row["test_mean"], row["test_std"])
+    return cell if row["seeds"] >= seeds else f"{cell} ({row['seeds']} of {seeds} seeds)"
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     rows = result["rows"]
-    datasets = sorted({r["dataset"] for r in rows})
+    datasets = result.get("datasets") or sorted({r["dataset"] for r in rows})
     hardware = result["hardware"]
     lines = [
         "# MoleculeNet, full training sets: molft beside Hu et al. 2020",
@@ -190,15 +207,23 @@ def to_markdown(result: dict[str, Any]) -> str:
                      "a reduced run, not the full protocol.")
     if result["skipped"]:
         lines += [f"- Skipped `{kind}`: {reason}" for kind, reason in result["skipped"].items()]
-    lines += ["", "## Measured by molft", "", "| protocol | method | " + " | ".join(datasets) + " | seeds |",
-              "|---|---|" + "---:|" * len(datasets) + "---:|"]
+    if result.get("missing"):
+        lines.append(f"- {result['missing']} run(s) not yet made (`--stop-after` or `--report-only`); "
+                     "a cell with fewer seeds than asked says how many it has.")
+    lines += ["", "## Measured by molft", "", "| protocol | method | " + " | ".join(datasets) + " |",
+              "|---|---|" + "---:|" * len(datasets)]
     for protocol, method in sorted({(r["protocol"], r["method"]) for r in rows}):
         cells = []
         for dataset in datasets:
             row = next((r for r in rows if (r["dataset"], r["protocol"], r["method"]) == (dataset, protocol, method)), None)
-            cells.append(_cell(row["test_mean"], row["test_std"]) if row else "—")
-        seeds = max(r["seeds"] for r in rows if (r["protocol"], r["method"]) == (protocol, method))
-        lines.append(f"| {protocol} | {method} | " + " | ".join(cells) + f" | {seeds} |")
+            cells.append(_seeded_cell(row, result["seeds"]) if row else "—")
+        lines.append(f"| {protocol} | {method} | " + " | ".join(cells) + " |")
+    lines += ["", "Mean wall time per run (s) and mean best-validation epoch:", "",
+              "| dataset | protocol | method | seeds | wall s | best valid epoch |", "|---|---|---|---:|---:|---:|"]
+    for row in rows:
+        epoch = "—" if row["best_valid_epoch_mean"] is None else f"{row['best_valid_epoch_mean']:.1f}"
+        lines.append(f"| {row['dataset']} | {row['protocol']} | {row['method']} | {row['seeds']} | "
+                     f"{row['wall_s_mean']:.0f} | {epoch} |")
     lines += ["", "## Reference: Hu et al. 2020, Table 1 (their pretraining: 2M ZINC molecules, 100 epochs)", "",
               "| Hu et al. row | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
     for name, values in REFERENCE.items():
@@ -219,13 +244,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--report-only", action="store_true", help="run nothing: report the recorded runs")
+    parser.add_argument("--add-runs", default="", metavar="FILE[,FILE]",
+                        help="first add the runs of these runs files that the results' runs file lacks")
+    parser.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
+                        help="start no new run after this many minutes, then report (rerun to continue)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     split = lambda text: [item for item in text.split(",") if item]  # noqa: E731
     try:
+        if args.add_runs:
+            added = add_runs([Path(f) for f in split(args.add_runs)], Path(args.results_dir) / f"{NAME}_runs.jsonl")
+            print(f"added {added} run(s) from {args.add_runs}", file=sys.stderr)
         result = run_benchmark(split(args.datasets), args.seeds, split(args.protocols), split(args.pretrained),
-                               args.max_epochs, args.device, args.data_dir, args.results_dir, not args.no_progress)
+                               args.max_epochs, args.device, args.data_dir, args.results_dir, not args.no_progress,
+                               report_only=args.report_only,
+                               stop_after_s=None if args.stop_after is None else args.stop_after * 60)
     except InputError as error:
         sys.exit(f"error: {error}")
     print(to_markdown(result))

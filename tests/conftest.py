@@ -60,6 +60,22 @@ def data_dir() -> Path:
     return found
 
 
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory, assay: pd.DataFrame) -> Path:
+    """A data directory with 200-molecule stand-ins for BBBP (made-up 0/1 labels, both classes in
+    every part of the scaffold split) and Lipophilicity (the bundled assay's pIC50), read through
+    molft's registry like the real files."""
+    folder = tmp_path_factory.mktemp("data")
+    (folder / "moleculenet").mkdir()
+    table = assay.iloc[:200]
+    labels = (np.arange(len(table)) % 3 == 0).astype(int)
+    table.assign(p_np=labels)[["smiles", "p_np"]].to_csv(folder / "moleculenet" / "BBBP.csv.gz", index=False)
+    table.rename(columns={"pIC50": "exp"})[["smiles", "exp"]].to_csv(
+        folder / "moleculenet" / "Lipophilicity.csv.gz", index=False
+    )
+    return folder
+
+
 @pytest.fixture(autouse=True, scope="session")
 def private_cache(tmp_path_factory: pytest.TempPathFactory):
     """Featurization caches go to a temporary folder, never to the user's ~/.cache/molft."""

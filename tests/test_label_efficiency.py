@@ -1,7 +1,7 @@
 """The label-efficiency benchmark runner: one record per run, identical subsets, resumable.
 
-The data are RDKit's bundled ChEMBL assay written as a tiny BBBP (made-up 0/1 labels) and a tiny
-Lipophilicity (its pIC50 values) under a temporary data directory, read through molft's registry.
+The data are ``tiny_data_dir`` (conftest): RDKit's bundled ChEMBL assay written as a tiny BBBP and a
+tiny Lipophilicity, read through molft's registry.
 """
 
 from __future__ import annotations
@@ -31,20 +31,6 @@ from molft.data.registry import load_dataset
 from molft.data.splits import label_budgets
 from molft.models.encoder import EncoderConfig, GINEncoder
 
-MOLECULES = 200
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory, assay) -> Path:
-    folder = tmp_path_factory.mktemp("data")
-    (folder / "moleculenet").mkdir()
-    table = assay.iloc[:MOLECULES]
-    labels = (np.arange(len(table)) % 3 == 0).astype(int)  # both classes in every part of the split
-    table.assign(p_np=labels)[["smiles", "p_np"]].to_csv(folder / "moleculenet" / "BBBP.csv.gz", index=False)
-    table.rename(columns={"pIC50": "exp"})[["smiles", "exp"]].to_csv(
-        folder / "moleculenet" / "Lipophilicity.csv.gz", index=False
-    )
-    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -63,16 +49,16 @@ def _digest(loaded, indices: np.ndarray) -> str:
     return hashlib.sha256(rows.tobytes()).hexdigest()[:16]
 
 
-def test_one_record_per_run_identical_subsets_and_resume(tmp_path: Path, data_dir: Path, encoder_dir: Path) -> None:
+def test_one_record_per_run_identical_subsets_and_resume(tmp_path: Path, tiny_data_dir: Path, encoder_dir: Path) -> None:
     results = tmp_path / "results"
     runs_file = results / "label_efficiency_runs.jsonl"
     options = dict(datasets=["bbbp"], budgets=[100, 1000], seeds=1, methods=["pretrained", "frozen", "scratch", "rf"],
-                   pretrained=[str(encoder_dir)], max_epochs=2, device="cpu", data_dir=data_dir,
+                   pretrained=[str(encoder_dir)], max_epochs=2, device="cpu", data_dir=tiny_data_dir,
                    results_dir=results, progress=False)
     result = run_benchmark(**options)
 
     runs = read_runs(runs_file)
-    loaded = load_dataset("bbbp", data_dir)
+    loaded = load_dataset("bbbp", tiny_data_dir)
     n_train = len(loaded.split["train"])
     assert n_train < 1000  # so budget 1000 is capped at the whole training set
     methods = ["pretrained:tiny-random", "frozen:tiny-random", "scratch", "rf"]
@@ -129,9 +115,9 @@ def test_one_record_per_run_identical_subsets_and_resume(tmp_path: Path, data_di
     assert stopped["runs_executed"] == 0 and stopped["runs_reused"] == 4 and stopped["runs_missing"] == 2
 
 
-def test_regression_dataset_reports_rmse(tmp_path: Path, data_dir: Path) -> None:
+def test_regression_dataset_reports_rmse(tmp_path: Path, tiny_data_dir: Path) -> None:
     result = run_benchmark(["lipo"], budgets=[60], seeds=1, methods=["scratch", "rf"], pretrained=["none"],
-                           max_epochs=2, device="cpu", data_dir=data_dir, results_dir=tmp_path,
+                           max_epochs=2, device="cpu", data_dir=tiny_data_dir, results_dir=tmp_path,
                            scratch_encoder=EncoderConfig(num_layers=2, hidden_dim=32), progress=False)
     assert {(r["method"], r["metric"]) for r in result["runs"]} == {("scratch", "rmse"), ("rf", "rmse")}
     assert all(0 < r["test"] < 10 for r in result["runs"])  # pIC50 units, not standardised ones
