@@ -11,7 +11,10 @@ Hu et al. / OGB, every labelled training molecule), each GIN method (``scratch``
   molft's OGB feature vocabulary (9 atom / 3 bond features) instead of their 2+2, and molft's
   gradient clipping at norm 5.
 * ``molft``: molft's own recipe (:func:`molft.finetuning.recipe.choose_recipe`), test ROC-AUC at
-  the best-validation epoch.
+  the best-validation epoch. This is exactly the label-efficiency benchmark's run at the budget that
+  holds every training molecule (same split, recipe, method settings and seed), so such a run found
+  in ``--reuse-runs`` (default: the committed ``label_efficiency_runs.jsonl``) is taken over, marked
+  ``reused_from``, instead of being trained again; ``--reuse-runs ''`` turns that off.
 
 Seeds 0..N-1 are model seeds (the split is fixed). Reference values are Hu et al. 2020, Table 1
 (GIN; "no pre-train", "AttrMasking" and "ContextPred" rows without supervised pretraining), kept in
@@ -89,11 +92,14 @@ def run_benchmark(
     command: str | None = None,
     report_only: bool = False,
     stop_after_s: float | None = None,
+    reuse_runs: str | Path | None = RESULTS / "label_efficiency_runs.jsonl",
 ) -> dict[str, Any]:
     """Run every missing (dataset, protocol, method, seed); write JSON and Markdown (module docstring).
 
     ``report_only`` runs nothing and reports the recorded runs; ``stop_after_s`` starts no new run
     after that many seconds (the run in flight finishes). Cells with fewer seeds than asked say so.
+    ``reuse_runs``: a label-efficiency runs file whose full-training-set runs stand for ``molft``
+    protocol runs (None: train every run here).
     """
     started = time.perf_counter()
     unknown = sorted(set(protocols) - set(PROTOCOLS))
@@ -107,6 +113,7 @@ def run_benchmark(
     methods, skipped = resolve_methods(["scratch", "pretrained"], pretrained, max_epochs, EncoderConfig())
     prepared = [prepare_dataset(name, [FULL], ["ogb"], data_dir, "scaffold") for name in datasets]
     done = {run_key(r): r for r in read_runs(runs_file)}
+    reusable = {run_key(r): r for r in read_runs(Path(reuse_runs))} if reuse_runs and Path(reuse_runs).is_file() else {}
     cells = [(data, protocol, method, seed) for data in prepared for protocol in protocols
              for seed in range(seeds) for method in methods]
     records, executed, missing = [], 0, 0
@@ -120,6 +127,15 @@ def run_benchmark(
                       "n_labels": len(data.train), "seed": seed}
         if run_key(key_fields) in done:
             records.append(done[run_key(key_fields)])
+            bar.update()
+            continue
+        reused = _full_data_run(reusable, key_fields, method.settings, data.rows_digest(data.train)) \
+            if protocol == "molft" else None
+        if reused is not None:
+            record = {**reused, **key_fields, "protocol": protocol, "reused_from": Path(reuse_runs).name}
+            append_run(runs_file, record)
+            done[run_key(key_fields)] = record
+            records.append(record)
             bar.update()
             continue
         if report_only or (stop_after_s is not None and time.perf_counter() - started > stop_after_s):
@@ -155,6 +171,13 @@ def run_benchmark(
     write_json_atomic(results_dir / f"{NAME}.json", result)
     (results_dir / f"{NAME}.md").write_text(to_markdown(result))
     return result
+
+
+def _full_data_run(reusable: dict[tuple, dict[str, Any]], key_fields: dict[str, Any], method_settings: str,
+                   train_digest: str) -> dict[str, Any] | None:
+    """The label-efficiency run equal to this ``molft``-protocol run: same key, whole training split."""
+    run = reusable.get(run_key({**key_fields, "settings": method_settings}))
+    return run if run is not None and run.get("train_rows_sha256") == train_digest else None
 
 
 def aggregate(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -249,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="first add the runs of these runs files that the results' runs file lacks")
     parser.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
                         help="start no new run after this many minutes, then report (rerun to continue)")
+    parser.add_argument("--reuse-runs", default=str(RESULTS / "label_efficiency_runs.jsonl"), metavar="FILE",
+                        help="label-efficiency runs file whose full-data runs stand for molft-protocol runs ('' = none)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -260,7 +285,8 @@ def main(argv: list[str] | None = None) -> None:
         result = run_benchmark(split(args.datasets), args.seeds, split(args.protocols), split(args.pretrained),
                                args.max_epochs, args.device, args.data_dir, args.results_dir, not args.no_progress,
                                report_only=args.report_only,
-                               stop_after_s=None if args.stop_after is None else args.stop_after * 60)
+                               stop_after_s=None if args.stop_after is None else args.stop_after * 60,
+                               reuse_runs=args.reuse_runs or None)
     except InputError as error:
         sys.exit(f"error: {error}")
     print(to_markdown(result))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benchmarks import label_efficiency
 from benchmarks.label_efficiency import read_runs
 from benchmarks.moleculenet_hu2020 import REFERENCE, main, run_benchmark
 
@@ -15,7 +16,8 @@ def test_both_protocols_for_scratch_and_each_encoder_resumable_and_beside_hu_et_
 ) -> None:
     results = tmp_path / "results"
     options = dict(datasets=["bbbp"], seeds=1, protocols=["hu2020", "molft"], pretrained=[str(tiny_pretrained)],
-                   max_epochs=1, device="cpu", data_dir=tiny_data_dir, results_dir=results, progress=False)
+                   max_epochs=1, device="cpu", data_dir=tiny_data_dir, results_dir=results, progress=False,
+                   reuse_runs=None)
     result = run_benchmark(**options)
 
     runs = read_runs(results / "moleculenet_hu2020_runs.jsonl")
@@ -54,3 +56,24 @@ def test_report_only_gathers_runs_made_elsewhere(tmp_path: Path, tiny_data_dir: 
     summary = json.loads((here / "moleculenet_hu2020.json").read_text())
     assert summary["executed_now"] == 0 and summary["missing"] == 0 and len(summary["runs"]) == 2
     assert "| hu2020 | scratch |" in capsys.readouterr().out
+
+
+def test_molft_protocol_takes_over_the_label_efficiency_run_on_the_whole_training_set(
+    tmp_path: Path, tiny_data_dir: Path, tiny_pretrained: Path
+) -> None:
+    efficiency = tmp_path / "efficiency"
+    label_efficiency.run_benchmark(["bbbp"], budgets=[50, 10_000], seeds=1, methods=["pretrained"],
+                                   pretrained=[str(tiny_pretrained)], max_epochs=1,
+                                   device="cpu", data_dir=tiny_data_dir, results_dir=efficiency, progress=False)
+    full_run = max(read_runs(efficiency / "label_efficiency_runs.jsonl"), key=lambda r: r["n_labels"])
+
+    results = tmp_path / "results"
+    result = run_benchmark(["bbbp"], seeds=1, protocols=["molft"], pretrained=[str(tiny_pretrained)], max_epochs=1,
+                           device="cpu", data_dir=tiny_data_dir, results_dir=results, progress=False,
+                           reuse_runs=efficiency / "label_efficiency_runs.jsonl")
+    assert result["executed_now"] == 1  # scratch was not in the label-efficiency runs: trained here
+    taken_over = next(r for r in result["runs"] if r["kind"] == "pretrained")
+    assert taken_over["reused_from"] == "label_efficiency_runs.jsonl" and taken_over["protocol"] == "molft"
+    assert taken_over["test"] == full_run["test"] and taken_over["n_labels"] == full_run["n_labels"]
+    assert "reused_from" not in next(r for r in result["runs"] if r["kind"] == "scratch")
+    assert len(read_runs(results / "moleculenet_hu2020_runs.jsonl")) == 2  # recorded, so a rerun finds it
