@@ -73,7 +73,7 @@ from molft.finetuning.recipe import Recipe, TargetScaler, choose_recipe
 from molft.finetuning.train import predict_scores, train_member
 from molft.models.encoder import EncoderConfig
 from molft.pretrained import resolve_pretrained
-from molft.runtime import resolve_device, run_metadata, write_json_atomic
+from molft.runtime import exit_on_terminate, resolve_device, run_metadata, write_json_atomic
 
 from benchmarks.baselines import RF_SETTINGS, chemprop_unavailable, fit_random_forest, morgan_fingerprints, run_chemprop
 
@@ -1066,6 +1066,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
                         help="start no new run after this many minutes, then report (rerun to continue)")
     args = parser.parse_args(argv)
+    exit_on_terminate()
     if args.threads:
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from molft.errors import InputError
 from molft.finetuning.recipe import HU2020_PROTOCOL
 from molft.models.encoder import EncoderConfig
-from molft.runtime import resolve_device, write_json_atomic
+from molft.runtime import exit_on_terminate, resolve_device, write_json_atomic
 
 from benchmarks.label_efficiency import (
     _clean,
@@ -230,6 +230,11 @@ def to_markdown(result: dict[str, Any]) -> str:
                      "a reduced run, not the full protocol.")
     if result["skipped"]:
         lines += [f"- Skipped `{kind}`: {reason}" for kind, reason in result["skipped"].items()]
+    reused = [r for r in result.get("runs", []) if r.get("reused_from")]
+    if reused:
+        lines.append(f"- {len(reused)} `molft`-protocol run(s) are the label-efficiency benchmark's runs on the whole "
+                     f"training split (same split, recipe, settings and seed), taken over from "
+                     f"`{reused[0]['reused_from']}` rather than trained again (`--reuse-runs`).")
     if result.get("missing"):
         lines.append(f"- {result['missing']} run(s) not yet made (`--stop-after` or `--report-only`); "
                      "a cell with fewer seeds than asked says how many it has.")
@@ -275,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reuse-runs", default=str(RESULTS / "label_efficiency_runs.jsonl"), metavar="FILE",
                         help="label-efficiency runs file whose full-data runs stand for molft-protocol runs ('' = none)")
     args = parser.parse_args(argv)
+    exit_on_terminate()
     if args.threads:
         torch.set_num_threads(args.threads)
     split = lambda text: [item for item in text.split(",") if item]  # noqa: E731

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,14 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     os.replace(tmp, path)
+
+
+def exit_on_terminate() -> None:
+    """Turn SIGTERM (``kill``, a scheduler's stop) into ``SystemExit(143)`` so that ``finally`` blocks
+    run: child processes started with :func:`subprocess.run` are killed and temporary folders removed
+    instead of being left behind."""
+
+    def _exit(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)

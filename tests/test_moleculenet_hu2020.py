@@ -77,3 +77,4 @@ def test_molft_protocol_takes_over_the_label_efficiency_run_on_the_whole_trainin
     assert taken_over["test"] == full_run["test"] and taken_over["n_labels"] == full_run["n_labels"]
     assert "reused_from" not in next(r for r in result["runs"] if r["kind"] == "scratch")
     assert len(read_runs(results / "moleculenet_hu2020_runs.jsonl")) == 2  # recorded, so a rerun finds it
+    assert "1 `molft`-protocol run(s) are the label-efficiency benchmark's runs" in (results / "moleculenet_hu2020.md").read_text()
