@@ -207,6 +207,11 @@ def _seeded_cell(row: dict[str, Any], seeds: int) -> str:
     return cell if row["seeds"] >= seeds else f"{cell} ({row['seeds']} of {seeds} seeds)"
 
 
+def _average(values: Sequence[float | None]) -> str:
+    """Mean of one row's dataset values, or a dash when a dataset is missing."""
+    return "—" if not values or any(v is None for v in values) else f"{sum(values) / len(values):.1f}"
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     rows = result["rows"]
     datasets = result.get("datasets") or sorted({r["dataset"] for r in rows})
@@ -238,14 +243,14 @@ def to_markdown(result: dict[str, Any]) -> str:
     if result.get("missing"):
         lines.append(f"- {result['missing']} run(s) not yet made (`--stop-after` or `--report-only`); "
                      "a cell with fewer seeds than asked says how many it has.")
-    lines += ["", "## Measured by molft", "", "| protocol | method | " + " | ".join(datasets) + " |",
-              "|---|---|" + "---:|" * len(datasets)]
+    lines += ["", "## Measured by molft", "",
+              "The last column averages a row over the datasets, when it has all of them (as Hu et al.'s Table 1 does).", "",
+              "| protocol | method | " + " | ".join(datasets) + " | mean |", "|---|---|" + "---:|" * (len(datasets) + 1)]
     for protocol, method in sorted({(r["protocol"], r["method"]) for r in rows}):
-        cells = []
-        for dataset in datasets:
-            row = next((r for r in rows if (r["dataset"], r["protocol"], r["method"]) == (dataset, protocol, method)), None)
-            cells.append(_seeded_cell(row, result["seeds"]) if row else "—")
-        lines.append(f"| {protocol} | {method} | " + " | ".join(cells) + " |")
+        found = [next((r for r in rows if (r["dataset"], r["protocol"], r["method"]) == (d, protocol, method)), None)
+                 for d in datasets]
+        cells = [_seeded_cell(row, result["seeds"]) if row else "—" for row in found]
+        lines.append(f"| {protocol} | {method} | " + " | ".join(cells) + f" | {_average([r and r['test_mean'] for r in found])} |")
     lines += ["", "Mean wall time per run (s) and mean best-validation epoch:", "",
               "| dataset | protocol | method | seeds | wall s | best valid epoch |", "|---|---|---|---:|---:|---:|"]
     for row in rows:
@@ -253,10 +258,11 @@ def to_markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {row['dataset']} | {row['protocol']} | {row['method']} | {row['seeds']} | "
                      f"{row['wall_s_mean']:.0f} | {epoch} |")
     lines += ["", "## Reference: Hu et al. 2020, Table 1 (their pretraining: 2M ZINC molecules, 100 epochs)", "",
-              "| Hu et al. row | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
+              "| Hu et al. row | " + " | ".join(datasets) + " | mean |", "|---|" + "---:|" * (len(datasets) + 1)]
     for name, values in REFERENCE.items():
         cells = [_cell(*values[d]) if d in values else "—" for d in datasets]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        average = _average([values[d][0] if d in values else None for d in datasets])
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {average} |")
     return "\n".join(lines) + "\n"
 
 

@@ -32,6 +32,7 @@ def test_both_protocols_for_scratch_and_each_encoder_resumable_and_beside_hu_et_
     assert "## Reference: Hu et al. 2020" in report and no_pretrain_bbbp in report
     measured = report.split("## Reference")[0]
     assert no_pretrain_bbbp not in measured  # reference values stay out of the measured table
+    assert f"| no pre-train | {no_pretrain_bbbp} | {REFERENCE['no pre-train']['BBBP'][0]:.1f} |" in report  # mean column
     assert "Epochs capped at 1" in report
     assert json.loads((results / "moleculenet_hu2020.json").read_text())["executed_now"] == 4 == result["executed_now"]
 
