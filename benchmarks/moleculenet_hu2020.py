@@ -125,17 +125,13 @@ def run_benchmark(
         key_fields = {"dataset": data.name, "split": "scaffold", "data_sha256": data.base.sha256[:16],
                       "method": method.name, "settings": f"protocol={protocol};{method.settings}",
                       "n_labels": len(data.train), "seed": seed}
+        reused = _full_data_run(reusable, key_fields, method.settings, data.rows_digest(data.train)) \
+            if protocol == "molft" and run_key(key_fields) not in done else None
+        if reused is not None:  # recorded here like a finished run, so later reruns find it in this runs file
+            done[run_key(key_fields)] = {**reused, **key_fields, "protocol": protocol, "reused_from": Path(reuse_runs).name}
+            append_run(runs_file, done[run_key(key_fields)])
         if run_key(key_fields) in done:
             records.append(done[run_key(key_fields)])
-            bar.update()
-            continue
-        reused = _full_data_run(reusable, key_fields, method.settings, data.rows_digest(data.train)) \
-            if protocol == "molft" else None
-        if reused is not None:
-            record = {**reused, **key_fields, "protocol": protocol, "reused_from": Path(reuse_runs).name}
-            append_run(runs_file, record)
-            done[run_key(key_fields)] = record
-            records.append(record)
             bar.update()
             continue
         if report_only or (stop_after_s is not None and time.perf_counter() - started > stop_after_s):
