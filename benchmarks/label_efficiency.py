@@ -73,7 +73,8 @@ from molft.finetuning.recipe import Recipe, TargetScaler, choose_recipe
 from molft.finetuning.train import predict_scores, train_member
 from molft.models.encoder import EncoderConfig
 from molft.pretrained import resolve_pretrained
-from molft.runtime import exit_on_terminate, resolve_device, run_metadata, write_json_atomic
+from molft.io import write_json_atomic
+from molft.runtime import exit_on_terminate, resolve_device, run_metadata
 
 from benchmarks.baselines import RF_SETTINGS, chemprop_unavailable, fit_random_forest, morgan_fingerprints, run_chemprop
 

@@ -46,7 +46,8 @@ from tqdm.auto import tqdm
 from molft.errors import InputError
 from molft.finetuning.recipe import HU2020_PROTOCOL
 from molft.models.encoder import EncoderConfig
-from molft.runtime import exit_on_terminate, resolve_device, write_json_atomic
+from molft.io import write_json_atomic
+from molft.runtime import exit_on_terminate, resolve_device
 
 from benchmarks.label_efficiency import (
     _clean,

@@ -13,7 +13,6 @@ with :class:`~molft.errors.UnsafeFileError`.
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 from pathlib import Path
@@ -27,7 +26,8 @@ from torch import Tensor, nn
 from molft.errors import InputError, UnsafeFileError
 from molft.models.encoder import EncoderConfig, GINEncoder
 from molft.models.heads import HeadConfig, PropertyModel
-from molft.runtime import read_json, run_metadata, write_json_atomic
+from molft.io import atomic_write, write_json_atomic
+from molft.runtime import read_json, run_metadata
 
 FORMAT = "molft-model"
 FORMAT_VERSION = 1
@@ -41,11 +41,8 @@ _TOP_LEVEL_KEYS = ("format", "format_version", "kind", "encoder", "head", "metad
 
 def save_training_state(path: str | Path, state: dict[str, Any]) -> None:
     """Write a resumable training state (tensors and plain types only) through a temp file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_training_state(path: str | Path) -> dict[str, Any]:
@@ -252,9 +249,8 @@ def _save(module: nn.Module, config: dict[str, Any], directory: str | Path, over
     if not overwrite and ((directory / CONFIG).exists() or (directory / WEIGHTS).exists()):
         raise InputError(f"{directory}: already holds a model; pass overwrite=True to replace it")
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / (WEIGHTS + ".tmp")
-    safetensors.torch.save_model(module, str(tmp))
-    os.replace(tmp, directory / WEIGHTS)
+    with atomic_write(directory / WEIGHTS) as tmp:
+        safetensors.torch.save_model(module, str(tmp))
     write_json_atomic(directory / CONFIG, config)  # last: a directory with a config is complete
     return directory
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from molft.checkpoints import load_encoder
 from molft.data.dataset import GraphDataset
 from molft.data.tables import ROW_NUMBER, read_table
 from molft.errors import InputError
+from molft.io import atomic_write
 from molft.featurize.graph import featurize_many
 from molft.finetuning.predict import FINETUNE_JSON, FinetunedModel
 from molft.models.heads import PropertyModel
@@ -65,16 +65,14 @@ def embed(
     matrix = np.full((len(frame), network.encoder.out_dim), np.nan, dtype=np.float32)
     if len(result.indices):
         matrix[result.indices] = vectors
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp" + out.suffix)
-    if out.suffix.lower() == ".npy":
-        np.save(tmp, matrix, allow_pickle=False)
-    else:
-        errors = np.full(len(frame), "", dtype=object)
-        for failure in result.failures:
-            errors[failure.index] = failure.reason
-        columns = pd.DataFrame(matrix, columns=[f"emb_{i}" for i in range(matrix.shape[1])])
-        head = pd.DataFrame({ROW_NUMBER: frame[ROW_NUMBER], "smiles": frame[source.smiles_column], "error": errors})
-        pd.concat([head, columns], axis=1).to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, out)
+    with atomic_write(out) as tmp:
+        if out.suffix.lower() == ".npy":
+            np.save(tmp, matrix, allow_pickle=False)
+        else:
+            errors = np.full(len(frame), "", dtype=object)
+            for failure in result.failures:
+                errors[failure.index] = failure.reason
+            columns = pd.DataFrame(matrix, columns=[f"emb_{i}" for i in range(matrix.shape[1])])
+            head = pd.DataFrame({ROW_NUMBER: frame[ROW_NUMBER], "smiles": frame[source.smiles_column], "error": errors})
+            pd.concat([head, columns], axis=1).to_csv(tmp, index=False, float_format="%.6g")
     return len(result.indices), len(result.failures)

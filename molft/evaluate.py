@@ -43,6 +43,21 @@ def improves(score: float, incumbent: float, metric: str) -> bool:
     return score > incumbent if higher_is_better(metric) else score < incumbent
 
 
+def mean_std(values) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (ddof 1) of the finite values, as every molft table reports them.
+
+    None and NaN are left out; the std is None with fewer than two values, and both are None with none.
+
+    Example:
+        >>> mean_std([0.70, 0.74, float("nan")])
+        (0.72, 0.028284271247461926)
+    """
+    finite = [float(v) for v in values if v is not None and not math.isnan(v)]
+    if not finite:
+        return None, None
+    return float(np.mean(finite)), (float(np.std(finite, ddof=1)) if len(finite) > 1 else None)
+
+
 def task_metric(metric: str, y_true: np.ndarray, y_score: np.ndarray) -> float:
     """One metric on one task, skipping NaN labels.
 

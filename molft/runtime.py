@@ -105,14 +105,6 @@ def read_json(path: str | Path) -> Any:
         raise InputError(f"{path}: not valid JSON ({error})") from None
 
 
-def write_json_atomic(path: str | Path, payload: Any) -> None:
-    """Write JSON through a temporary file and a rename, so a crash never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
 def exit_on_terminate() -> None:
     """Turn SIGTERM (``kill``, a scheduler's stop) into ``SystemExit(143)`` so that ``finally`` blocks
     run: child processes started with :func:`subprocess.run` are killed and temporary folders removed

@@ -127,7 +127,7 @@ def test_killed_runs_leave_no_half_written_files(small_assay, tiny_pretrained, t
         f"pretrained={str(tiny_pretrained)!r}, seeds=1, max_epochs=3, batch_size=32, progress=False)\n",
         steps=8,
     )
-    leftovers = [p for p in (tmp_path / "run").rglob("*") if p.is_file() and not p.name.endswith(".tmp")]
+    leftovers = [p for p in (tmp_path / "run").rglob("*") if p.is_file() and ".tmp" not in p.name]
     for path in leftovers:
         if path.suffix == ".json":
             json.loads(path.read_text())

@@ -6,13 +6,13 @@ typical small proprietary-assay-sized set. molft uses it for its demo and its te
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 from rdkit import RDConfig
 
 from molft.errors import InputError
+from molft.io import atomic_write
 
 BUILTIN_ASSAY = "chembl2321810"
 BUILTIN_TARGET = "pIC50"
@@ -42,8 +42,6 @@ def builtin_assay() -> pd.DataFrame:
 def write_builtin_assay(path: str | Path) -> Path:
     """Write the built-in assay as a CSV (creating parent folders) and return its path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    builtin_assay().to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        builtin_assay().to_csv(tmp, index=False)
     return path

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from molft.data.featurized import file_sha256
 from molft.errors import InputError
+from molft.io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -60,29 +61,26 @@ def fetch(url: str, destination: str | Path, sha256: str | None, progress: bool 
     if destination.is_file() and (sha256 is None or file_sha256(destination) == sha256):
         return destination
     source = mirrored(url)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
     digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(source, timeout=timeout) as response, open(partial, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=destination.name, disable=None if progress else True) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        partial.unlink(missing_ok=True)
-        reason = getattr(error, "reason", error)
-        raise InputError(
-            f"could not download {source} ({reason}); without a network, put the file at {destination} "
-            f"yourself or set ${MIRROR_ENV} to a mirror"
-        ) from None
-    found = digest.hexdigest()
-    if sha256 is not None and found != sha256:
-        partial.unlink(missing_ok=True)
-        raise InputError(f"{source}: downloaded bytes have sha256 {found}, expected {sha256}; nothing was kept")
-    if sha256 is None:
-        logger.warning("%s: no known checksum; downloaded bytes have sha256 %s", source, found)
-    os.replace(partial, destination)
+    with atomic_write(destination) as partial:  # a failed or corrupt download leaves nothing behind
+        try:
+            with urllib.request.urlopen(source, timeout=timeout) as response, open(partial, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=destination.name,
+                          disable=None if progress else True) as bar:
+                    while chunk := response.read(1 << 20):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        bar.update(len(chunk))
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            reason = getattr(error, "reason", error)
+            raise InputError(
+                f"could not download {source} ({reason}); without a network, put the file at {destination} "
+                f"yourself or set ${MIRROR_ENV} to a mirror"
+            ) from None
+        found = digest.hexdigest()
+        if sha256 is not None and found != sha256:
+            raise InputError(f"{source}: downloaded bytes have sha256 {found}, expected {sha256}; nothing was kept")
+        if sha256 is None:
+            logger.warning("%s: no known checksum; downloaded bytes have sha256 %s", source, found)
     return destination

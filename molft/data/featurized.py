@@ -32,7 +32,8 @@ from molft.data.tables import ROW_NUMBER, TableSource, iter_table, open_table, w
 from molft.errors import InputError
 from molft.featurize.graph import Featurizer, GraphArrays
 from molft.featurize.vocab import OGB, Vocabulary, get_vocabulary
-from molft.runtime import read_json, run_metadata, write_json_atomic
+from molft.io import replace_directory, write_json_atomic
+from molft.runtime import read_json, run_metadata
 
 FORMAT = "molft-graphs"
 FORMAT_VERSION = 1
@@ -180,7 +181,7 @@ def featurize_file(
         "created_by": run_metadata(),
     }
     write_json_atomic(partial / META, meta)
-    _replace_directory(partial, output)
+    replace_directory(partial, output)
     return report
 
 
@@ -223,16 +224,6 @@ def _record_rejects(
     if report.first_reject is None:
         first = rejected.iloc[0]
         report.first_reject = (int(first[ROW_NUMBER]), str(first[smiles_column]), reasons[0])
-
-
-def _replace_directory(new: Path, target: Path) -> None:
-    if target.exists():
-        old = target.with_name(target.name + f".old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(new, target)
-        shutil.rmtree(old)
-    else:
-        os.replace(new, target)
 
 
 @dataclass

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import zipfile
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from molft.data.dataset import GraphDataset
 from molft.data.featurized import decode_text, encode_text, file_sha256, reason_category
 from molft.data.splits import SPLIT_NAMES, column_split, group_split, murcko_scaffolds, random_split
 from molft.errors import InputError
+from molft.io import atomic_write
 from molft.evaluate import CLASSIFICATION, REGRESSION
 from molft.featurize.graph import Failure, GraphArrays, featurize_many
 from molft.featurize.vocab import OGB, Vocabulary, get_vocabulary
@@ -341,12 +341,9 @@ def _cached(path: Path | None, compute: Callable[[], dict[str, np.ndarray]]) -> 
             logger.warning("%s: unreadable cache file (%s); recomputing it", path, error)
     arrays = compute()
     if path is not None:
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as handle:
+            with atomic_write(path) as tmp, open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)
-            os.replace(tmp, path)
         except OSError as error:
             logger.warning("cannot write cache file %s (%s); going on without it", path, error)
     return arrays

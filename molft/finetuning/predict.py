@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from molft.checkpoints import load_model
 from molft.data.dataset import GraphDataset
 from molft.data.tables import ROW_NUMBER, read_table, write_csv
 from molft.errors import InputError
+from molft.io import atomic_write
 from molft.evaluate import CLASSIFICATION
 from molft.featurize.graph import Failure, featurize_many
 from molft.finetuning.recipe import TargetScaler
@@ -155,9 +155,6 @@ def predict(
         output[names[name]] = values
     output.attrs["added_columns"] = names
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        write_csv(output, tmp)
-        os.replace(tmp, out)
+        with atomic_write(out) as tmp:
+            write_csv(output, tmp)
     return output

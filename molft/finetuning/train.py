@@ -51,6 +51,7 @@ from molft.finetuning.recipe import (
 from molft.models.encoder import EncoderConfig, GINEncoder
 from molft.models.heads import PropertyModel
 from molft.pretrained import resolve_pretrained
+from molft.io import write_json_atomic
 from molft.runtime import (
     read_json,
     resolve_device,
@@ -58,7 +59,6 @@ from molft.runtime import (
     run_metadata,
     seed_everything,
     set_rng_state,
-    write_json_atomic,
 )
 from molft.training import predict_batches, run_epoch
 

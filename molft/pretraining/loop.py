@@ -65,6 +65,7 @@ from molft.featurize.graph import GraphArrays
 from molft.finetuning.recipe import lr_factor
 from molft.models.encoder import EncoderConfig, GINEncoder
 from molft.pretraining.objectives import ObjectiveSet, build_objectives, format_objectives, parse_objectives
+from molft.io import write_json_atomic
 from molft.runtime import (
     default_cache_dir,
     resolve_device,
@@ -72,7 +73,6 @@ from molft.runtime import (
     run_metadata,
     seed_everything,
     set_rng_state,
-    write_json_atomic,
 )
 
 logger = logging.getLogger(__name__)
