@@ -32,8 +32,9 @@ from benchmarks.report import command_line, write_results
 from molft.data.builtin import builtin_assay
 from molft.featurize.graph import featurize_many
 from molft.models.encoder import EncoderConfig, GINEncoder
-from molft.pretraining.loop import EpochDataset, PretrainModel, epoch_batches, make_loader
-from molft.pretraining.objectives import OBJECTIVES, build_objectives
+from molft.pretraining.batches import EpochDataset, epoch_batches, make_loader
+from molft.pretraining.loop import PretrainModel
+from molft.pretraining.registry import OBJECTIVES, build_objectives
 from molft.runtime import default_data_dir, run_metadata
 
 ZINC = "zinc/moses_test.csv.gz"

@@ -22,7 +22,7 @@ from rdkit.Chem import rdFingerprintGenerator
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from molft.errors import InputError
-from molft.evaluate import CLASSIFICATION, REGRESSION
+from molft.evaluate import CLASSIFICATION, REGRESSION, evaluate
 
 #: the fixed random-forest setting, recorded with every result
 RF_SETTINGS = {
@@ -131,3 +131,17 @@ def fit_random_forest(
             scores["valid"][:, task] = forest.predict(features[valid])
             scores["test"][:, task] = forest.predict(features[test])
     return BaselineResult(scores["valid"], scores["test"], {"constant_tasks": constant, "n_estimators": n_estimators})
+
+
+def random_forest_metrics(
+    smiles: Sequence[str], y: np.ndarray, split: dict[str, np.ndarray], *, task_type: str,
+    targets: list[str] | None = None,
+) -> dict[str, Any]:
+    """The fixed Morgan-fingerprint forest (seed 0) fitted on ``split``, scored like a molft model:
+    ``{"valid": metrics, "test": metrics, "settings": ...}``."""
+    fitted = fit_random_forest(morgan_fingerprints(smiles), y, split, task_type, seed=0)
+    return {
+        "valid": evaluate(y[split["valid"]], fitted.valid, task_type, targets),
+        "test": evaluate(y[split["test"]], fitted.test, task_type, targets),
+        "settings": {**RF_SETTINGS, "random_state": 0},
+    }

@@ -13,6 +13,8 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
+from molft.errors import InputError
+
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 
@@ -27,6 +29,18 @@ METRICS = {
 METRICS_BY_TASK_TYPE = {CLASSIFICATION: ("roc_auc", "pr_auc"), REGRESSION: ("rmse", "mae", "r2")}
 #: the metric early stopping and model selection use
 PRIMARY_METRIC = {CLASSIFICATION: "roc_auc", REGRESSION: "rmse"}
+
+
+def infer_task_type(y: np.ndarray) -> str:
+    """``"classification"`` when every label present is 0 or 1, else ``"regression"``.
+
+    Raises:
+        InputError: if there are no labels at all.
+    """
+    present = y[~np.isnan(y)]
+    if present.size == 0:
+        raise InputError("no labels: every target cell is empty")
+    return CLASSIFICATION if np.isin(present, (0.0, 1.0)).all() else REGRESSION
 
 
 def higher_is_better(metric: str) -> bool:

@@ -13,7 +13,7 @@ from molft.errors import InputError
 from molft.featurize.graph import featurize_many, smiles_to_graph
 from molft.models import EncoderConfig, GINEncoder
 from molft.pretraining.context import ContextPrediction, extract_substructure_context, hop_distances
-from molft.pretraining.objectives import OBJECTIVES, build_objectives
+from molft.pretraining.registry import OBJECTIVES, build_objectives
 from molft.runtime import seed_everything
 
 DODECANE = "C" * 12  # atom i sits |i - j| bonds from atom j

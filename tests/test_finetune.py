@@ -21,7 +21,8 @@ from molft.evaluate import evaluate
 from molft.finetuning.frozen import fit_linear_head
 from molft.finetuning.predict import predict
 from molft.finetuning.recipe import HU2020_PROTOCOL, Recipe, TargetScaler
-from molft.finetuning.train import finetune, masked_loss, predict_scores, train_member
+from molft.finetuning.member import masked_loss, new_member, predict_scores, train_member
+from molft.finetuning.train import finetune
 from molft.models.encoder import EncoderConfig
 from molft.training import predict_batches
 
@@ -190,7 +191,8 @@ def test_a_last_epoch_recipe_keeps_the_final_weights(small_assay, tiny_pretraine
     split = split_assay(assay)
     recipe = replace(HU2020_PROTOCOL, max_epochs=3, patience=3)
     log: list[dict] = []
-    model, info = train_member(assay, split, 0, recipe, tiny_pretrained, None, torch.device("cpu"), log=log)
+    model = new_member(tiny_pretrained, seed=0, num_tasks=1, vocabulary="ogb", recipe=recipe)
+    model, info = train_member(model, assay.dataset, split, task_type=assay.task_type, recipe=recipe, seed=0, log=log)
     assert info["selected"] == "last" and info["epochs_run"] == 3 and len(log) == 3
     valid = DataLoader(assay.dataset.subset(split["valid"]), batch_size=256)
     final = evaluate(assay.dataset.y.numpy()[split["valid"]], predict_scores(model, valid, assay.task_type, None, "cpu"),
@@ -220,7 +222,8 @@ def test_gradual_unfreezing_trains_only_the_head_in_the_first_epoch(small_assay,
 
     assay = load_assay(small_assay, ["active"], tmp_path / "graphs", progress=False)
     recipe = Recipe("test", encoder_lr=1e-3, head_lr=1e-3, max_epochs=2, gradual_unfreezing=True, select="last")
-    model, _ = train_member(assay, split_assay(assay), 0, recipe, tiny_pretrained, None, torch.device("cpu"))
+    model = new_member(tiny_pretrained, seed=0, num_tasks=1, vocabulary="ogb", recipe=recipe)
+    model, _ = train_member(model, assay.dataset, split_assay(assay), task_type=assay.task_type, recipe=recipe, seed=0)
     state = model.encoder.state_dict()
     top = [k for k in state if k.startswith("convs.1.")]
     bottom = [k for k in state if k.startswith(("convs.0.", "atom_encoder."))]

@@ -77,7 +77,7 @@ def test_finetuning_killed_mid_epoch_resumes_to_the_same_model(small_assay, tiny
     progress = tmp_path / "resumed" / "in-progress"
     assert (progress / "seed-0.json").is_file() and not (tmp_path / "resumed" / "finetune.json").exists()
     assert torch.load(progress / "seed-1.pt", weights_only=True)["epoch"] == 1
-    with pytest.raises(InputError, match="different arguments"):
+    with pytest.raises(InputError, match="different settings"):
         finetune(small_assay, out=tmp_path / "resumed", resume=True, **{**options, "max_epochs": 5})
 
     resumed = finetune(small_assay, out=tmp_path / "resumed", resume=True, **options)

@@ -26,7 +26,9 @@ from molft.featurize.graph import featurize_many, smiles_to_graph
 from molft.featurize.vocab import get_vocabulary
 from molft.models import EncoderConfig, GINEncoder
 from molft.pretraining import build_objectives, parse_objectives
-from molft.pretraining.loop import corpus_cache_path, epoch_batches, pretrain
+from molft.pretraining.batches import epoch_batches
+from molft.pretraining.corpus import corpus_cache_path
+from molft.pretraining.loop import pretrain
 from molft.pretraining.masking import atom_mask_row, mask_graph
 
 TINY = {"num_layers": 2, "hidden_dim": 32}
@@ -189,7 +191,7 @@ def test_resume_after_a_crash_reaches_the_same_weights(corpus, tmp_path):
 
 def test_resume_refuses_changed_settings(corpus, tmp_path):
     run_pretrain(corpus, tmp_path / "run", epochs=1, stop_after_steps=5, checkpoint_every_steps=2)
-    with pytest.raises(InputError, match="lr: 0.001 in the checkpoint, 0.01 now"):
+    with pytest.raises(InputError, match="lr: 0.001 then, 0.01 now"):
         run_pretrain(corpus, tmp_path / "run", epochs=1, lr=1e-2, resume=True)
 
 

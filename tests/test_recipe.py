@@ -9,18 +9,18 @@ import pytest
 import torch
 
 from molft.errors import InputError
-from molft.evaluate import evaluate, task_metric
+from molft.evaluate import evaluate, infer_task_type, task_metric
 from molft.finetuning.recipe import (
     HU2020_PROTOCOL,
     Recipe,
     TargetScaler,
+    apply_overrides,
     choose_recipe,
-    infer_task_type,
-    lr_factor,
     parameter_groups,
     positive_weights,
     unfrozen_blocks,
 )
+from molft.training import lr_factor
 
 
 def test_freezing_is_chosen_by_the_number_of_labels():
@@ -89,3 +89,21 @@ def test_hu2020_protocol_is_constant_rate_last_epoch_and_unweighted():
 def test_gradual_unfreezing_opens_one_block_per_epoch_from_the_top():
     assert [unfrozen_blocks(epoch, 6, gradual=True) for epoch in range(8)] == [0, 1, 2, 3, 4, 5, 6, 6]
     assert unfrozen_blocks(0, 6, gradual=False) == 6
+
+
+def test_overrides_replace_recipe_settings_and_asking_to_train_unfreezes_the_encoder():
+    frozen = choose_recipe(50, pretrained=True)
+    assert frozen.freeze_encoder and frozen.encoder_lr == 0.0
+    assert apply_overrides(frozen, max_epochs=5, head_lr=None) == Recipe(**{**frozen.to_dict(), "max_epochs": 5})
+    unfrozen = apply_overrides(frozen, freeze_encoder=False)
+    assert not unfrozen.freeze_encoder and unfrozen.encoder_lr == 1e-4
+    assert not apply_overrides(frozen, gradual_unfreezing=True).freeze_encoder
+    with pytest.raises(InputError, match="not recipe settings: dropout"):
+        apply_overrides(frozen, dropout=0.3)
+
+
+def test_gradient_clipping_is_a_recorded_recipe_setting():
+    assert choose_recipe(500, pretrained=True).to_dict()["max_grad_norm"] == 5.0
+    assert HU2020_PROTOCOL.max_grad_norm == 5.0  # molft clips Hu et al.'s protocol too (a stated difference)
+    with pytest.raises(InputError, match="max_grad_norm"):
+        Recipe("x", encoder_lr=1e-4, head_lr=1e-3, max_grad_norm=0.0)

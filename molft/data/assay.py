@@ -15,9 +15,8 @@ import numpy as np
 from molft.data.dataset import GraphDataset
 from molft.data.featurized import FeaturizedTable, FeaturizeReport, featurize_file, load_featurized
 from molft.errors import InputError
-from molft.evaluate import CLASSIFICATION, REGRESSION
+from molft.evaluate import CLASSIFICATION, REGRESSION, infer_task_type
 from molft.featurize.vocab import OGB, Vocabulary
-from molft.finetuning.recipe import infer_task_type
 
 TASK_TYPES = (CLASSIFICATION, REGRESSION)
 

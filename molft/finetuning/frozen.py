@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from torch_geometric.loader import DataLoader
 
 from molft.checkpoints import load_encoder
-from molft.data.assay import Assay
+from molft.data.dataset import GraphDataset
 from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, improves, task_metric
 from molft.finetuning.recipe import TargetScaler
 from molft.models.heads import PropertyModel
@@ -66,22 +66,28 @@ def fit_linear_head(
 
 
 def fit_frozen_member(
-    assay: Assay,
+    dataset: GraphDataset,
     split: dict[str, np.ndarray],
+    *,
+    task_type: str,
     seed: int,
     pretrained: Path,
-    device: torch.device,
+    device: torch.device | str = "cpu",
     scaler: TargetScaler | None = None,
 ) -> tuple[PropertyModel, dict[str, Any]]:
-    """One instant-mode ensemble member: frozen encoder, linear head fitted by scikit-learn."""
+    """One instant-mode ensemble member: frozen encoder, linear head fitted by scikit-learn.
+
+    ``dataset.y`` holds the labels in the user's units; seeds above 0 fit on a bootstrap resample
+    of the training split.
+    """
     encoder, _ = load_encoder(pretrained)
-    model = PropertyModel(encoder, len(assay.targets)).to(device).eval()
+    model = PropertyModel(encoder, dataset.y.shape[1]).to(device).eval()
     if not isinstance(model.head, torch.nn.Linear):
         raise TypeError("instant mode needs a linear head")
     # Only the molecules the fit reads are embedded (a benchmark's 100-label subset of HIV: 8,300 of 41,000).
     used = np.unique(np.concatenate([split["train"], split["valid"]]))
-    embeddings = predict_batches(model.embed, DataLoader(assay.dataset.subset(used), batch_size=256), device)
-    y = assay.dataset.y.numpy()[used]
+    embeddings = predict_batches(model.embed, DataLoader(dataset.subset(used), batch_size=256), device)
+    y = dataset.y.numpy()[used]
     if scaler is not None:
         y = scaler.transform(y)
     train = np.searchsorted(used, split["train"])
@@ -95,7 +101,7 @@ def fit_frozen_member(
     std = np.where(std > 1e-4, std, 1.0)
     standard = (embeddings - mean) / std
     weight, bias, chosen = fit_linear_head(
-        standard[train], y[train], standard[valid], y[valid], assay.task_type, seed
+        standard[train], y[train], standard[valid], y[valid], task_type, seed
     )
     with torch.no_grad():  # fold the standardisation into the head: w.(e - mu)/sd + b
         model.head.weight.copy_(torch.as_tensor(weight / std, dtype=torch.float32))

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy.special import expit
 from torch_geometric.loader import DataLoader
 
 from molft.checkpoints import load_model
@@ -17,9 +16,8 @@ from molft.data.dataset import GraphDataset
 from molft.data.tables import ROW_NUMBER, read_table, write_csv
 from molft.errors import InputError
 from molft.io import atomic_write
-from molft.evaluate import CLASSIFICATION
 from molft.featurize.graph import Failure, featurize_many
-from molft.finetuning.recipe import TargetScaler
+from molft.finetuning.recipe import TargetScaler, to_user_units
 from molft.models.heads import PropertyModel
 from molft.runtime import read_json, resolve_device
 from molft.training import predict_batches
@@ -73,14 +71,8 @@ class FinetunedModel:
         if len(dataset) == 0:  # every row failed, or a header-only table
             return np.zeros((len(self.members), 0, len(self.targets)), dtype=np.float32)
         loader = DataLoader(dataset, batch_size=256)
-        outputs = []
-        for member in self.members:
-            raw = predict_batches(member, loader, device)
-            if self.task_type == CLASSIFICATION:
-                outputs.append(expit(raw))
-            else:
-                outputs.append(self.scaler.inverse(raw) if self.scaler is not None else raw)
-        return np.stack(outputs)
+        return np.stack([to_user_units(predict_batches(member, loader, device), self.task_type, self.scaler)
+                         for member in self.members])
 
     def predict_smiles(
         self, smiles: Sequence[str], device: torch.device | str = "cpu", workers: int = 1, progress: bool = False

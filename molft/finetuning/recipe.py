@@ -8,18 +8,21 @@ many labels there are, early stopping on validation.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 
-from molft.evaluate import CLASSIFICATION, REGRESSION
 from molft.errors import InputError
+from molft.evaluate import CLASSIFICATION
+from molft.training import SCHEDULES
 
-
-SCHEDULES = ("cosine", "constant")
 SELECTIONS = ("best", "last")
+#: the recipe settings a user (CLI option or keyword) may override
+OVERRIDABLE = ("max_epochs", "batch_size", "encoder_lr", "head_lr", "freeze_encoder", "focal_gamma",
+               "gradual_unfreezing")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Recipe:
         focal_gamma: focal loss exponent for classification (0: plain binary cross-entropy).
         gradual_unfreezing: train the head alone first, then unfreeze one more encoder block
             (top layer first, the atom embedding last) each epoch (ULMFiT).
+        max_grad_norm: clip the gradients' global norm to this (None: no clipping).
     """
 
     name: str
@@ -60,6 +64,7 @@ class Recipe:
     positive_weighting: bool = True
     focal_gamma: float = 0.0
     gradual_unfreezing: bool = False
+    max_grad_norm: float | None = 5.0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -68,6 +73,8 @@ class Recipe:
             raise InputError(f"unknown selection {self.select!r}; choose one of: {', '.join(SELECTIONS)}")
         if not self.focal_gamma >= 0:
             raise InputError(f"focal_gamma must be >= 0, got {self.focal_gamma!r}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise InputError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,14 +105,31 @@ HU2020_PROTOCOL = Recipe(
 )
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str = "cosine") -> float:
-    """Multiplier of the base learning rate: linear warmup to 1, then cosine decay to 0 (or constant 1)."""
-    if schedule == "constant":
-        return 1.0
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+def apply_overrides(recipe: Recipe, **overrides: Any) -> Recipe:
+    """``recipe`` with the user's overrides (None = keep the recipe's), made consistent.
+
+    Asking for the encoder to train (``freeze_encoder=False``, or gradual unfreezing without
+    ``freeze_encoder``) unfreezes a recipe that freezes it, and an encoder that trains at rate 0
+    gets 1e-4, the small-data rate.
+
+    Example:
+        >>> apply_overrides(choose_recipe(50, pretrained=True), freeze_encoder=False).encoder_lr
+        0.0001
+
+    Raises:
+        InputError: an override that is not a recipe setting (see :data:`OVERRIDABLE`).
+    """
+    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise InputError(f"not recipe settings: {', '.join(unknown)}; choose from: {', '.join(OVERRIDABLE)}")
+    given = {key: value for key, value in overrides.items() if value is not None}
+    recipe = replace(recipe, **given)
+    freeze = overrides.get("freeze_encoder")
+    if (freeze is False or (overrides.get("gradual_unfreezing") and freeze is None)) and recipe.freeze_encoder:
+        recipe = replace(recipe, freeze_encoder=False)
+    if not recipe.freeze_encoder and recipe.encoder_lr == 0.0:
+        recipe = replace(recipe, encoder_lr=1e-4)
+    return recipe
 
 
 def unfrozen_blocks(epoch: int, num_blocks: int, gradual: bool) -> int:
@@ -135,18 +159,6 @@ def parameter_groups(encoder: torch.nn.Module, head: torch.nn.Module, recipe: Re
         groups.append({"params": decay, "lr": lr, "weight_decay": recipe.weight_decay, "name": name})
         groups.append({"params": no_decay, "lr": lr, "weight_decay": 0.0, "name": f"{name}-no-decay"})
     return [g for g in groups if g["params"]]
-
-
-def infer_task_type(y: np.ndarray) -> str:
-    """``"classification"`` when every label present is 0 or 1, else ``"regression"``.
-
-    Raises:
-        InputError: if there are no labels at all.
-    """
-    present = y[~np.isnan(y)]
-    if present.size == 0:
-        raise InputError("no labels: every target cell is empty")
-    return CLASSIFICATION if np.isin(present, (0.0, 1.0)).all() else REGRESSION
 
 
 def positive_weights(y: np.ndarray, cap: float = 100.0) -> np.ndarray:
@@ -179,3 +191,11 @@ class TargetScaler:
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         return z * np.asarray(self.std) + np.asarray(self.mean)
+
+
+def to_user_units(raw: np.ndarray, task_type: str, scaler: TargetScaler | None) -> np.ndarray:
+    """A model's raw outputs in the user's units: probabilities (classification), or values with
+    the target scaling undone (regression)."""
+    if task_type == CLASSIFICATION:
+        return expit(raw)
+    return scaler.inverse(raw) if scaler is not None else raw

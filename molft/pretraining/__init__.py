@@ -1,17 +1,9 @@
-"""Self-supervised pretraining of GIN encoders: objectives, masking and the training loop."""
+"""Self-supervised pretraining of GIN encoders: objectives, their registry, corpus and the loop."""
 
-# objectives first: the objective modules import its base class, and it imports them last.
-from molft.pretraining.objectives import (
-    OBJECTIVES,
-    Objective,
-    ObjectiveSet,
-    PretrainData,
-    build_objectives,
-    parse_objectives,
-    world_mean,
-)
-from molft.pretraining.masking import AttrMasking, GraphMAE
 from molft.pretraining.loop import PretrainConfig, PretrainResult, pretrain
+from molft.pretraining.masking import AttrMasking, GraphMAE
+from molft.pretraining.objectives import Objective, ObjectiveSet, PretrainData, world_mean
+from molft.pretraining.registry import OBJECTIVES, build_objectives, parse_objectives
 
 __all__ = [
     "OBJECTIVES",

@@ -11,7 +11,8 @@ supplies two things to the pretraining loop (:func:`molft.pretraining.loop.pretr
   (e.g. ``{"loss": 1.2, "accuracy": 0.6}``).
 
 Several objectives train together with weights, written ``"attr_masking:1.0,context_prediction:0.5"``
-(:func:`parse_objectives`). Their transforms run in sequence on the same graph, and each one
+(:func:`molft.pretraining.registry.parse_objectives`); the registry of names lives in
+:mod:`molft.pretraining.registry`, which imports this base module and the objective modules. Their transforms run in sequence on the same graph, and each one
 only *adds* attributes named with its own prefix (``attr_masking_x``, ``graphmae_atom_mask``...),
 leaving ``x``, ``edge_index`` and ``edge_attr`` untouched; so any combination works, and each
 loss reads the original graph plus its own attributes.
@@ -34,7 +35,7 @@ gradient equals that of one process over the whole global batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -42,7 +43,6 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from molft.errors import InputError
 from molft.models.encoder import EncoderConfig
 
 
@@ -132,48 +132,6 @@ def world_mean(values: Tensor) -> Tensor:
     return values.sum() * (world / count)
 
 
-def parse_objectives(spec: str | Mapping[str, float] | Iterable[str]) -> dict[str, float]:
-    """Turn ``"attr_masking:1.0,context_prediction:0.5"`` into ``{name: weight}``.
-
-    A name without a weight gets 1.0. A dict passes through (checked); a list of names gets
-    weights 1.0.
-
-    Raises:
-        InputError: an unknown objective, a repeated one, or a weight that is not a number >= 0.
-    """
-    if isinstance(spec, Mapping):
-        items = [(str(name), weight) for name, weight in spec.items()]
-    else:
-        parts = spec.split(",") if isinstance(spec, str) else list(spec)
-        items = []
-        for part in (p.strip() for p in parts):
-            if not part:
-                continue
-            name, _, weight = part.partition(":")
-            items.append((name.strip(), weight.strip() or 1.0))
-    if not items:
-        raise InputError(f"no objective given; choose from: {', '.join(OBJECTIVES)}")
-    weights: dict[str, float] = {}
-    for name, weight in items:
-        if name not in OBJECTIVES:
-            raise InputError(f"unknown objective {name!r}; choose from: {', '.join(OBJECTIVES)}")
-        if name in weights:
-            raise InputError(f"objective {name!r} is given twice in {spec!r}")
-        try:
-            value = float(weight)
-        except (TypeError, ValueError):
-            raise InputError(f"objective {name!r}: weight {weight!r} is not a number") from None
-        if not value >= 0:
-            raise InputError(f"objective {name!r}: weight must be >= 0, got {value}")
-        weights[name] = value
-    return weights
-
-
-def format_objectives(weights: Mapping[str, float]) -> str:
-    """Inverse of :func:`parse_objectives`: ``{"attr_masking": 1.0}`` -> ``"attr_masking:1.0"``."""
-    return ",".join(f"{name}:{weight:g}" for name, weight in weights.items())
-
-
 class ObjectiveSet(nn.Module):
     """Several objectives with weights, behaving as one objective.
 
@@ -195,8 +153,8 @@ class ObjectiveSet(nn.Module):
 
     @property
     def spec(self) -> str:
-        """The objectives and weights as :func:`parse_objectives` reads them."""
-        return format_objectives(self.weights)
+        """The objectives and weights as :func:`~molft.pretraining.registry.parse_objectives` reads them."""
+        return ",".join(f"{name}:{weight:g}" for name, weight in self.weights.items())
 
     def describe(self) -> dict[str, Any]:
         """Name -> weight and options, for ``config.json``."""
@@ -220,45 +178,3 @@ class ObjectiveSet(nn.Module):
         assert total is not None  # an ObjectiveSet always holds one objective at least
         logs["loss"] = float(total.detach())
         return total, logs
-
-
-def build_objectives(
-    spec: str | Mapping[str, float] | Iterable[str],
-    encoder_config: EncoderConfig,
-    options: Mapping[str, Mapping[str, Any]] | None = None,
-) -> ObjectiveSet:
-    """Build the objectives named in ``spec`` for an encoder.
-
-    Args:
-        spec: names and weights, e.g. ``"attr_masking:1.0,graphmae:0.5"``.
-        encoder_config: the encoder being pretrained.
-        options: name -> keyword options of that objective, e.g. ``{"attr_masking": {"mask_rate": 0.15}}``.
-
-    Raises:
-        InputError: an unknown objective or option.
-    """
-    weights = parse_objectives(spec)
-    options = dict(options or {})
-    stray = sorted(set(options) - set(weights))
-    if stray:
-        raise InputError(f"options given for objective(s) not being trained: {', '.join(stray)}")
-    objectives = {}
-    for name in weights:
-        cls = OBJECTIVES[name]
-        try:
-            objectives[name] = cls(encoder_config, **dict(options.get(name, {})))
-        except TypeError as error:
-            raise InputError(f"objective {name!r}: {error}") from None
-    return ObjectiveSet(objectives, weights)
-
-
-# The registry comes last: the objective modules import the base class above.
-from molft.pretraining.context import ContextPrediction  # noqa: E402
-from molft.pretraining.masking import AttrMasking, GraphMAE  # noqa: E402
-
-#: name -> objective class. Add an objective by adding one entry.
-OBJECTIVES: dict[str, type[Objective]] = {
-    "attr_masking": AttrMasking,
-    "graphmae": GraphMAE,
-    "context_prediction": ContextPrediction,
-}
