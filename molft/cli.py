@@ -1,4 +1,9 @@
-"""The ``molft`` command line: each command parses its options and forwards to one API function."""
+"""The ``molft`` command line: each command parses its options and forwards to one API function.
+
+Each command imports what it needs inside its body, and every option is passed on by keyword.
+Nothing at the top of this module loads torch or PyG, so ``molft --help``, argument errors and
+``molft featurize`` (RDKit + NumPy) start in about a second.
+"""
 
 from __future__ import annotations
 
@@ -78,7 +83,10 @@ def featurize(
     """Turn a table of SMILES into molecular graphs; bad rows go to rejects.csv with the reason."""
     from molft.data.featurized import featurize_file
 
-    report = featurize_file(table, out, smiles_column, vocab, workers, shard_rows, overwrite)
+    report = featurize_file(
+        path=table, output=out, smiles_column=smiles_column, vocab=vocab, workers=workers, shard_rows=shard_rows,
+        overwrite=overwrite,
+    )
     typer.echo(report.summary())
 
 
@@ -90,7 +98,7 @@ def example_data(
     """Write the built-in assay (1,017 ChEMBL molecules with pIC50, shipped in RDKit) as a CSV."""
     from molft.data.builtin import write_builtin_assay
 
-    typer.echo(f"wrote {write_builtin_assay(out)} (columns: smiles, chembl_id, pIC50)")
+    typer.echo(f"wrote {write_builtin_assay(path=out)} (columns: smiles, chembl_id, pIC50)")
 
 
 @app.command()
@@ -120,9 +128,10 @@ def pretrain(
 
     encoder = {"num_layers": num_layers, "hidden_dim": hidden_dim, **({"vocabulary": vocab} if vocab else {})}
     result = run_pretrain(
-        corpus[0] if len(corpus) == 1 else corpus, out, objectives, epochs, batch_size, lr, encoder=encoder, lr_schedule=lr_schedule,
-        warmup_steps=warmup_steps, max_molecules=max_molecules, checkpoint_every_steps=checkpoint_every_steps,
-        resume=resume, device=device, seed=seed, num_workers=loader_workers, featurize_workers=workers,
+        corpus=corpus[0] if len(corpus) == 1 else corpus, out=out, objectives=objectives, epochs=epochs,
+        batch_size=batch_size, lr=lr, encoder=encoder, lr_schedule=lr_schedule, warmup_steps=warmup_steps,
+        max_molecules=max_molecules, checkpoint_every_steps=checkpoint_every_steps, resume=resume, device=device,
+        seed=seed, num_workers=loader_workers, featurize_workers=workers,
     )
     losses = ", ".join(f"{k} {v:.4f}" for k, v in result.final_losses.items())
     typer.echo(f"pretrained on {result.molecules:,} molecules, {result.epochs} epochs, {result.steps:,} steps "
@@ -163,9 +172,11 @@ def finetune(
     from molft.finetuning.train import finetune as run_finetune
 
     result = run_finetune(
-        table, target, out, pretrained, split, seeds, split_seed, task_type, smiles_column, mode,
-        max_epochs, batch_size, encoder_lr, head_lr, freeze_encoder, device, workers, overwrite,
-        resume=resume, compare_rf=compare_rf, focal_gamma=focal_gamma, gradual_unfreezing=gradual_unfreezing,
+        table=table, targets=target, out=out, pretrained=pretrained, split=split, seeds=seeds, split_seed=split_seed,
+        task_type=task_type, smiles_column=smiles_column, mode=mode, max_epochs=max_epochs, batch_size=batch_size,
+        encoder_lr=encoder_lr, head_lr=head_lr, freeze_encoder=freeze_encoder, device=device, workers=workers,
+        overwrite=overwrite, resume=resume, compare_rf=compare_rf, focal_gamma=focal_gamma,
+        gradual_unfreezing=gradual_unfreezing,
     )
     typer.echo(result.summary())
 
@@ -184,7 +195,9 @@ def predict(
     from molft.finetuning.predict import ERROR_COLUMN
     from molft.finetuning.predict import predict as run_predict
 
-    frame = run_predict(model, table, out, smiles_column, workers, device)
+    frame = run_predict(
+        model_dir=model, table=table, out=out, smiles_column=smiles_column, workers=workers, device=device
+    )
     added = frame.attrs["added_columns"]
     error_column = added[ERROR_COLUMN]
     failed = int((frame[error_column] != "").sum())
@@ -210,7 +223,9 @@ def embed(
     """Export graph embeddings (one per input row, NaN where the SMILES failed) for other models."""
     from molft.embedding import embed as run_embed
 
-    done, failed = run_embed(model, table, out, smiles_column, workers, device)
+    done, failed = run_embed(
+        model=model, table=table, out=out, smiles_column=smiles_column, workers=workers, device=device
+    )
     typer.echo(f"embedded {done:,} rows ({failed:,} failed) -> {out}")
 
 
@@ -230,9 +245,9 @@ def datasets(
     from molft.data.registry import list_datasets, load_dataset
 
     if name is not None:
-        typer.echo(load_dataset(name, data_dir=data_dir, progress=True, download=download).summary())
+        typer.echo(load_dataset(name=name, data_dir=data_dir, progress=True, download=download).summary())
         return
-    for status in list_datasets(data_dir):
+    for status in list_datasets(data_dir=data_dir):
         info = status.info
         where = str(status.path) if status.available else f"missing ({status.path or 'no data directory'})"
         typer.echo(f"{info.name:14s} {info.task_type:14s} {info.metric:7s} {info.ogb_name or '':18s} {where}")

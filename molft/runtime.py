@@ -1,4 +1,8 @@
-"""Seeds, device choice, the data directory and run metadata: the only global-state helpers."""
+"""Seeds, device choice, the data directory and run metadata: the only global-state helpers.
+
+torch and PyG are imported inside the functions that use them, so that importing this module
+(which featurizing and the command line do) stays light.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,12 @@ import platform
 import signal
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch_geometric import seed_everything as _pyg_seed_everything
+if TYPE_CHECKING:
+    import torch
 
 DATA_DIR_ENV = "MOLFT_DATA_DIR"
 CACHE_DIR_ENV = "MOLFT_CACHE_DIR"
@@ -21,11 +26,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (PyG's helper), for reproducible runs."""
-    _pyg_seed_everything(seed)
+    from torch_geometric import seed_everything as pyg_seed_everything
+
+    pyg_seed_everything(seed)
 
 
 def rng_state() -> dict[str, Any]:
     """The torch random state (CPU, and every CUDA device when present), for a checkpoint."""
+    import torch
+
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -34,6 +43,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore a state from :func:`rng_state`, so a resumed run draws the same numbers."""
+    import torch
+
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(list(state["cuda"]))
@@ -41,6 +52,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def resolve_device(device: str | None = None) -> torch.device:
     """The device to use: the one asked for, else ``cuda`` when present, else ``cpu``."""
+    import torch
+
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -70,23 +83,36 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None
 
 
+def _version(distribution: str) -> str | None:
+    """An installed package's version, read from its metadata (without importing it)."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def run_metadata(**extra: Any) -> dict[str, Any]:
-    """Command line, versions, git SHA and device: what ``run.json`` records."""
+    """Command line, versions, git SHA and device: what ``run.json`` records.
+
+    Versions come from package metadata, so a run that never loads torch (featurizing) does not
+    load it here either; ``cuda`` names the GPU when the run has loaded torch (a run that has not
+    cannot have used one) and is None otherwise.
+    """
     import rdkit
-    import torch_geometric
 
     from molft import __version__
 
+    torch = sys.modules.get("torch")
     return {
         "command": " ".join(sys.argv),
         "molft": __version__,
-        "torch": torch.__version__,
-        "torch_geometric": torch_geometric.__version__,
+        "torch": torch.__version__ if torch is not None else _version("torch"),
+        "torch_geometric": _version("torch_geometric"),
         "rdkit": rdkit.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git_sha": git_sha(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cuda": torch.cuda.get_device_name(0) if torch is not None and torch.cuda.is_available() else None,
         **extra,
     }
 

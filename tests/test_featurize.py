@@ -117,7 +117,8 @@ def test_identical_to_ogb_smiles2graph_on_real_data(data_dir, relative, column):
 # Each SMILES defeats one of the featurizer's syntax shortcuts if that shortcut were wrong:
 # sanitization charges a nitro group with no bracket, RDKit makes bonds to a metal dative, arrows
 # write dative bonds, CXSMILES sets radicals, and acyclic, quadruple and stereo bonds; explicit and
-# isotopic hydrogens check that parsing without stereo perception removes hydrogens as RDKit does.
+# isotopic hydrogens check that parsing without stereo perception removes hydrogens as RDKit does
+# (and '[nH]', a hydrogen count, that a molecule without hydrogen atoms is sanitized in place).
 SHORTCUT_EDGE_CASES = [
     "CN(=O)=O",
     "O=n1ccccc1",
@@ -140,6 +141,10 @@ SHORTCUT_EDGE_CASES = [
     "[H][H]",
     "[H]",
     "[Na+].[H-]",
+    "[#1]C",
+    "OC([2H])=O",
+    "c1cc[nH]c1",
+    "[Hg+2].[Cl-].[Cl-]",
 ]
 
 

@@ -10,6 +10,9 @@ A featurized dataset is a directory::
 
 Shards are NumPy ``.npz`` files read with ``allow_pickle=False``: loading never runs code.
 Every input row is either in a shard (with its row number) or in ``rejects.csv``.
+
+Writing and loading need RDKit, NumPy and pandas only; torch and PyG are imported when a
+:class:`~molft.data.dataset.GraphDataset` is asked for (:meth:`FeaturizedTable.dataset`).
 """
 
 from __future__ import annotations
@@ -21,19 +24,20 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from molft.data.dataset import GraphDataset
 from molft.data.tables import ROW_NUMBER, TableSource, iter_table, open_table, write_csv
 from molft.errors import InputError
 from molft.featurize.graph import Featurizer, GraphArrays
 from molft.featurize.vocab import OGB, Vocabulary, get_vocabulary
 from molft.io import replace_directory, write_json_atomic
 from molft.runtime import read_json, run_metadata
+
+if TYPE_CHECKING:
+    from molft.data.dataset import GraphDataset
 
 FORMAT = "molft-graphs"
 FORMAT_VERSION = 1
@@ -129,6 +133,8 @@ def featurize_file(
     Raises:
         InputError: unreadable input, no SMILES column, or ``output`` exists without ``overwrite``.
     """
+    from tqdm.auto import tqdm
+
     source = open_table(path, smiles_column)
     vocab = get_vocabulary(vocab)
     output = Path(output) if output is not None else default_output(source.path)
@@ -260,6 +266,8 @@ class FeaturizedTable:
         Raises:
             InputError: a target column that does not exist or holds non-numeric text.
         """
+        from molft.data.dataset import GraphDataset  # torch and PyG: only when a dataset is built
+
         y = None
         if targets:
             y = np.stack([_numeric(self.columns, name, self.meta["source"], self.rows) for name in targets], axis=1)

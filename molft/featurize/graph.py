@@ -3,7 +3,11 @@
 The core is :func:`featurize_many`: it parses a chunk of SMILES with RDKit, reads each atom and
 bond property once per molecule with C-level ``map`` calls, and turns raw values into vocabulary
 indices with one vectorized table look-up per chunk. Graphs come back in a compact columnar
-form (:class:`GraphArrays`) that indexes to ``torch_geometric.data.Data``.
+form (:class:`~molft.featurize.arrays.GraphArrays`) that indexes to ``torch_geometric.data.Data``.
+
+Featurizing is RDKit + NumPy only: torch and PyG are imported the first time a graph is turned
+into a ``Data`` object (indexing a :class:`GraphArrays`, :func:`smiles_to_graph`), so that
+``molft featurize`` never pays their start-up time.
 
 Shortcuts keep it fast, and each follows from SMILES syntax alone (the identity test against
 ``ogb.utils.smiles2graph`` checks them): a SMILES without ``@`` has no chiral tags; one without
@@ -24,16 +28,17 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from rdkit import Chem, rdBase
-from torch_geometric.data import Data
-from tqdm.auto import tqdm
 
 from molft.errors import InvalidSmilesError
+from molft.featurize.arrays import GraphArrays, offsets
 from molft.featurize.vocab import OGB, Feature, Vocabulary, get_vocabulary
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 
 @dataclass(frozen=True)
@@ -140,112 +145,6 @@ class _LookupTable:
         return np.where(inside, self.table[np.clip(offset, 0, len(self.table) - 1)], self.unknown)
 
 
-@dataclass
-class GraphArrays:
-    """Many molecular graphs in compact columnar form (one bond stored once).
-
-    Indexing gives a ``Data`` with ``x: [num_atoms, num_atom_features]``,
-    ``edge_index: [2, 2 * num_bonds]`` (both directions, bond k at columns 2k and 2k+1, as in
-    OGB and pretrain-gnns) and ``edge_attr: [2 * num_bonds, num_bond_features]``, all int64.
-
-    Attributes:
-        x: [total_atoms, num_atom_features], small unsigned ints.
-        bonds: [total_bonds, 2], atom indices local to each molecule.
-        bond_attr: [total_bonds, num_bond_features].
-        atom_ptr: [num_graphs + 1], where each graph's atoms start.
-        bond_ptr: [num_graphs + 1], where each graph's bonds start.
-    """
-
-    x: np.ndarray
-    bonds: np.ndarray
-    bond_attr: np.ndarray
-    atom_ptr: np.ndarray
-    bond_ptr: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.atom_ptr) - 1
-
-    def __getitem__(self, index: int) -> Data:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"graph {index} out of range for {len(self)} graphs")
-        index %= len(self)
-        a0, a1 = self.atom_ptr[index], self.atom_ptr[index + 1]
-        b0, b1 = self.bond_ptr[index], self.bond_ptr[index + 1]
-        bonds = self.bonds[b0:b1].astype(np.int64)
-        edge_index = np.empty((2, 2 * len(bonds)), dtype=np.int64)
-        edge_index[0, 0::2], edge_index[1, 0::2] = bonds[:, 0], bonds[:, 1]
-        edge_index[0, 1::2], edge_index[1, 1::2] = bonds[:, 1], bonds[:, 0]
-        return Data(
-            x=torch.from_numpy(self.x[a0:a1].astype(np.int64)),
-            edge_index=torch.from_numpy(edge_index),
-            edge_attr=torch.from_numpy(np.repeat(self.bond_attr[b0:b1].astype(np.int64), 2, axis=0)),
-        )
-
-    def __iter__(self) -> Iterator[Data]:
-        return (self[i] for i in range(len(self)))
-
-    @property
-    def num_atoms(self) -> np.ndarray:
-        """[num_graphs] atoms per graph."""
-        return np.diff(self.atom_ptr)
-
-    @property
-    def num_bonds(self) -> np.ndarray:
-        """[num_graphs] bonds per graph."""
-        return np.diff(self.bond_ptr)
-
-    def select(self, indices: Sequence[int] | np.ndarray) -> GraphArrays:
-        """The graphs at ``indices``, in that order, as a new GraphArrays."""
-        indices = np.asarray(indices, dtype=np.int64)
-        atom_rows = _ranges(self.atom_ptr[indices], self.atom_ptr[indices + 1])
-        bond_rows = _ranges(self.bond_ptr[indices], self.bond_ptr[indices + 1])
-        return GraphArrays(
-            x=self.x[atom_rows],
-            bonds=self.bonds[bond_rows],
-            bond_attr=self.bond_attr[bond_rows],
-            atom_ptr=_ptr(self.num_atoms[indices]),
-            bond_ptr=_ptr(self.num_bonds[indices]),
-        )
-
-    @classmethod
-    def concat(cls, parts: Sequence[GraphArrays]) -> GraphArrays:
-        """Join several GraphArrays end to end."""
-        if not parts:
-            raise ValueError("nothing to concatenate")
-        return cls(
-            x=np.concatenate([p.x for p in parts]),
-            bonds=np.concatenate([p.bonds for p in parts]),
-            bond_attr=np.concatenate([p.bond_attr for p in parts]),
-            atom_ptr=_ptr(np.concatenate([p.num_atoms for p in parts])),
-            bond_ptr=_ptr(np.concatenate([p.num_bonds for p in parts])),
-        )
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The five arrays by name, e.g. for saving."""
-        return {
-            "x": self.x,
-            "bonds": self.bonds,
-            "bond_attr": self.bond_attr,
-            "atom_ptr": self.atom_ptr,
-            "bond_ptr": self.bond_ptr,
-        }
-
-
-def _ptr(counts: np.ndarray) -> np.ndarray:
-    ptr = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    return ptr
-
-
-def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(start, stop)`` for each pair, vectorized."""
-    lengths = stops - starts
-    if lengths.sum() == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.repeat(starts - _ptr(lengths)[:-1], lengths)
-    return np.arange(lengths.sum(), dtype=np.int64) + offsets
-
-
 @dataclass(frozen=True)
 class Failure:
     """A SMILES that could not be featurized: its position in the input, the text and why."""
@@ -317,7 +216,9 @@ def _parse(smiles: Any) -> Chem.Mol | None:
 
     The same molecule as ``Chem.MolFromSmiles``, which after sanitizing and removing hydrogens
     runs stereo perception; without ``@``, ``/``, ``\\`` or CXSMILES there is nothing for it to
-    find and it would change no feature, so that step (a third of parsing) is left out there.
+    find and it would change no feature, so that step is left out there. Without a hydrogen atom
+    (``[H]``, ``[2H]``, ``[#1]``...; ``[nH]`` is a hydrogen count, not an atom) there is nothing to
+    remove either, and the molecule is sanitized in place instead of copied by ``RemoveHs``.
     """
     if not isinstance(smiles, str):
         return None
@@ -331,7 +232,10 @@ def _parse(smiles: Any) -> Chem.Mol | None:
         if mol is None:
             return None
         # what MolFromSmiles does before stereo perception: sanitize while removing hydrogens
-        return Chem.RemoveHs(mol, implicitOnly=False, updateExplicitCount=True, sanitize=True)
+        if _HYDROGEN_ATOM.search(text):
+            return Chem.RemoveHs(mol, implicitOnly=False, updateExplicitCount=True, sanitize=True)
+        Chem.SanitizeMol(mol)
+        return mol
     except UnicodeEncodeError:  # a lone surrogate, e.g. from errors="surrogateescape"
         return None
     except (Chem.MolSanitizeException, RuntimeError):  # MolFromSmiles would give None
@@ -339,6 +243,8 @@ def _parse(smiles: Any) -> Chem.Mol | None:
 
 
 _STEREO_OR_CXSMILES = "@/\\|"
+# A bracket atom that may be hydrogen: '[H]', '[2H+]', '[#1]' (also '[Hg]', '[#16]': harmless).
+_HYDROGEN_ATOM = re.compile(r"\[\d*[H#]")
 
 
 def _first_message(messages: Any) -> str:
@@ -397,7 +303,7 @@ class _ChunkFeaturizer:
         return self._assemble(atom_raw, bond_raw, begin, end, atom_counts, bond_counts), kept, failures
 
     def _assemble(self, atom_raw, bond_raw, begin, end, atom_counts, bond_counts) -> GraphArrays:
-        atom_ptr, bond_ptr = _ptr(np.asarray(atom_counts, np.int64)), _ptr(np.asarray(bond_counts, np.int64))
+        atom_ptr, bond_ptr = offsets(np.asarray(atom_counts, np.int64)), offsets(np.asarray(bond_counts, np.int64))
         bonds = np.stack([np.asarray(begin, np.int32), np.asarray(end, np.int32)], axis=1).reshape(-1, 2)
         raw = {name: np.asarray(values, dtype=np.int64) for name, values in atom_raw.items()}
         if "total_degree" in self.atom_names:
@@ -554,6 +460,8 @@ def featurize_many(
         >>> result.graphs[1].num_nodes, [f.index for f in result.failures]
         (6, [2])
     """
+    from tqdm.auto import tqdm
+
     smiles = list(smiles)
     with tqdm(total=len(smiles), unit="mol", disable=None if progress else True, desc="featurize") as bar:
         with Featurizer(vocab, workers=workers, chunk_size=chunk_size) as featurize:
