@@ -29,22 +29,18 @@ import numpy as np
 import torch
 
 import molft
-from benchmarks.report import RESULTS, command_line, write_results
+from benchmarks.harness import RESULTS, command_line, hardware, hardware_text, mean_std_text, write_results
 from molft.baselines import RF_SETTINGS, fit_random_forest, morgan_fingerprints
 from molft.data.assay import load_assay, split_assay
 from molft.data.builtin import write_builtin_assay
-from molft.evaluate import evaluate
+from molft.evaluate import evaluate, mean_std
 from molft.runtime import PROJECT_ROOT, run_metadata
 
 METHODS = ("pretrained", "frozen", "scratch", "rf")
 METRICS = ("rmse", "mae", "r2")
 
 
-def _mean_std(values: list[float]) -> dict[str, float]:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
-
-
-def run_method(method: str, table: Path, work: Path, seeds: int, max_epochs: int | None) -> dict[str, Any]:
+def run_method(method: str, table: Path, work: Path, *, seeds: int, max_epochs: int | None = None) -> dict[str, Any]:
     """Fine-tune (or fit the forest) ``seeds`` times; per-seed test metrics and their mean ± std."""
     start = time.perf_counter()
     if method == "rf":
@@ -70,7 +66,7 @@ def run_method(method: str, table: Path, work: Path, seeds: int, max_epochs: int
         best_epochs = [s.get("best_epoch") for s in result.metrics["seeds"]]
         config = molft.FinetunedModel.load(result.out).config
         split_sizes = config["split_sizes"]
-    summary = {m: _mean_std([s["test"][m] for s in per_seed]) for m in METRICS}
+    summary = {m: dict(zip(("mean", "std"), mean_std([s["test"][m] for s in per_seed]))) for m in METRICS}
     return {
         "method": method, "seeds": per_seed, "test": summary,
         "test_ensemble": {m: ensemble[m] for m in METRICS}, "best_epochs": best_epochs,
@@ -90,14 +86,14 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"- RF: {RF_SETTINGS['fingerprint']}, {RF_SETTINGS['n_estimators']} trees, random_state = seed.",
         "- Reference quoted in the issue (a scaffold split of 813/101/103; molft's is 813/102/102): RF test RMSE "
         "0.47; predicting the mean 0.79.",
-        f"- Hardware: {report['hardware']}. CPU runs shared the 2 cores with another benchmark, so wall times are "
+        f"- Hardware: {hardware_text(report['hardware'])}. CPU runs shared the 2 cores with another benchmark, so wall times are "
         "pessimistic.",
         "",
         "| method | test RMSE | test MAE | test R² | ensemble RMSE | best epochs | wall s |",
         "|---|---:|---:|---:|---:|---|---:|",
     ]
     for row in report["methods"]:
-        cells = [f"{row['test'][m]['mean']:.3f} ± {row['test'][m]['std']:.3f}" for m in METRICS]
+        cells = [mean_std_text(row["test"][m]["mean"], row["test"][m]["std"]) for m in METRICS]
         epochs = ", ".join(str(e) for e in row["best_epochs"]) if row["best_epochs"] else "—"
         lines.append(f"| {row['method']} | " + " | ".join(cells)
                      + f" | {row['test_ensemble']['rmse']:.3f} | {epochs} | {row['wall_s']:.0f} |")
@@ -122,14 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     table = write_builtin_assay(args.work / "assay.csv")
     rows = []
     for method in methods:
-        rows.append(run_method(method, table, args.work, args.seeds, args.max_epochs))
+        rows.append(run_method(method, table, args.work, seeds=args.seeds, max_epochs=args.max_epochs))
         row = rows[-1]
-        print(f"{method:>10}: test RMSE {row['test']['rmse']['mean']:.3f} ± {row['test']['rmse']['std']:.3f} "
+        print(f"{method:>10}: test RMSE {mean_std_text(row['test']['rmse']['mean'], row['test']['rmse']['std'])} "
               f"({row['wall_s']:.0f} s)", flush=True)
     meta = run_metadata()
     report = {
         "benchmark": "builtin_assay", "command": command_line("builtin_assay", argv),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "hardware": f"{meta['platform']}, {torch.get_num_threads()} thread(s)",
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "hardware": hardware(),
         "threads": torch.get_num_threads(), "n_seeds": args.seeds, "split_sizes": rows[0]["split_sizes"],
         "methods": rows, "run": meta,
     }

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from molft.data.registry import list_datasets, load_dataset
-from benchmarks.report import command_line, write_results
+from benchmarks.harness import command_line, hardware, hardware_text, write_results
 from molft.runtime import default_data_dir, run_metadata
 
 #: molecules in the pretrain-gnns / OGB versions. BBBP, ToxCast, ClinTox: shared/data/SOURCES.md
@@ -76,7 +76,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Command: `{result['command']}`",
         "",
-        f"RDKit {result['rdkit']}, {result['machine']}, workers={result['workers']}. Rows rejected by RDKit are "
+        f"RDKit {result['rdkit']}, {hardware_text(result['hardware'])}, workers={result['workers']}. Rows rejected by RDKit are "
         "dropped before the scaffold split (Hu et al. 2020 / OGB rule, 80/10/10). Cold load = featurize + "
         "scaffolds into an empty cache; warm = from the `.npz` cache.",
         "",
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         **run_metadata(),
         "command": command_line("datasets_summary", argv),
-        "machine": f"{os.cpu_count()} CPU cores",
+        "hardware": hardware(),
         "workers": args.workers,
         "datasets": rows,
     }

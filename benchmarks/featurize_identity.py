@@ -25,7 +25,7 @@ import pandas as pd
 from ogb.utils import smiles2graph
 from rdkit import rdBase
 
-from benchmarks.report import command_line, write_results
+from benchmarks.harness import command_line, write_results
 from molft.data.tables import detect_smiles_column
 from molft.featurize import featurize_many
 from molft.runtime import default_data_dir, run_metadata

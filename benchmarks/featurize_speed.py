@@ -33,7 +33,7 @@ from rdkit import Chem, rdBase
 
 from molft.data.featurized import featurize_file
 from molft.featurize import featurize_many
-from benchmarks.report import command_line, write_results
+from benchmarks.harness import command_line, write_results
 from molft.runtime import default_data_dir, run_metadata
 
 ZINC_FILES = ("zinc/moses_train.csv.gz", "zinc/moses_test.csv.gz", "zinc/moses_test_scaffolds.csv.gz")

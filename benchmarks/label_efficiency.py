@@ -7,7 +7,7 @@ cap to the same size run once). For a given (budget, seed) every method trains o
 molecules (each run records a hash of their rows), and ``seed`` is both the subset seed and the
 model seed. Methods:
 
-* ``pretrained``: molft fine-tuning (:func:`molft.finetuning.train.train_member`, the recipe of
+* ``pretrained``: molft fine-tuning (:func:`molft.finetuning.member.train_member`, the recipe of
   :func:`~molft.finetuning.recipe.choose_recipe` for that many labels) from each ``--pretrained``
   encoder, named ``pretrained:<directory name>``;
 * ``frozen``: molft's instant mode (:func:`molft.finetuning.frozen.fit_frozen_member`: a linear
@@ -23,12 +23,11 @@ model seed. Methods:
   molft's (:data:`benchmarks.baselines.CHEMPROP_TRACKING`).
 
 GNNs report the test metric at the best-validation epoch (the model is restored to that epoch);
-nothing is ever selected on test. Each finished (dataset, method, budget, seed) run is appended at
-once to ``<results>/label_efficiency_runs.jsonl``; a rerun skips runs already there (with the same
-data file, split and settings), so an interrupted benchmark resumes where it stopped.
-``--stop-after MINUTES`` starts no new run after that long (for a machine lent for a fixed time);
-processes run side by side each write their own ``--results-dir``, and ``--add-runs`` gathers
-their runs files into one (each run once) before the report.
+nothing is ever selected on test. Each (dataset, method, budget, seed) is one cell of
+:mod:`benchmarks.harness`: its run is appended at once to ``<results>/label_efficiency_runs.jsonl``
+and a rerun skips runs already there (same data file, split and settings), so an interrupted
+benchmark resumes where it stopped; ``--stop-after``, ``--report-only`` and ``--add-runs`` are the
+harness's (runs made side by side or on another machine join one report).
 
     python -m benchmarks.label_efficiency --datasets bbbp,hiv --budgets 100,300,1000 --seeds 5 \\
         --methods pretrained,frozen,scratch,rf [--pretrained DIR[,DIR...]] [--device cuda]
@@ -43,45 +42,53 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import logging
 import math
-import os
-import platform
-import sys
-import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch_geometric.loader import DataLoader
-from tqdm.auto import tqdm
 
 from molft.checkpoints import load_encoder
 from molft.data.dataset import GraphDataset
 from molft.data.registry import LoadedDataset, load_dataset
 from molft.data.splits import DEFAULT_BUDGETS, label_budgets
 from molft.errors import InputError
-from molft.evaluate import CLASSIFICATION, evaluate, higher_is_better
+from molft.evaluate import CLASSIFICATION, evaluate, higher_is_better, mean_std
 from molft.finetuning.frozen import fit_frozen_member
 from molft.finetuning.recipe import Recipe, TargetScaler, choose_recipe
-from molft.finetuning.train import predict_scores, train_member
+from molft.finetuning.member import new_member, predict_scores, train_member
 from molft.models.encoder import EncoderConfig
 from molft.pretrained import resolve_pretrained
-from molft.io import write_json_atomic
-from molft.runtime import exit_on_terminate, resolve_device, run_metadata
+from molft.runtime import resolve_device, run_metadata
 
 from benchmarks.baselines import RF_SETTINGS, chemprop_unavailable, fit_random_forest, morgan_fingerprints, run_chemprop
-
-logger = logging.getLogger(__name__)
+from benchmarks.harness import (
+    RESULTS,
+    Cell,
+    add_harness_arguments,
+    clean,
+    comma_ints,
+    comma_list,
+    command_footer,
+    command_line,
+    group_runs,
+    hardware,
+    input_errors_exit,
+    markdown_table,
+    mean_std_text,
+    run_cells,
+    start,
+    text_table,
+    utc_now,
+    write_json,
+)
 
 NAME = "label_efficiency"
-RESULTS = Path(__file__).parent / "results"
 KINDS = ("pretrained", "frozen", "scratch", "rf", "chemprop")
 #: label counts at which the pretrained model is compared with from-scratch training
 REFERENCE_BUDGETS = (100, 1000)
@@ -176,7 +183,12 @@ def effective_budgets(budgets: Sequence[int], num_train: int) -> dict[int, int]:
 
 
 def prepare_dataset(
-    name: str, budgets: Sequence[int], vocabularies: Sequence[str], data_dir: str | Path | None, split: str
+    name: str,
+    *,
+    budgets: Sequence[int],
+    vocabularies: Sequence[str] = ("ogb",),
+    data_dir: str | Path | None = None,
+    split: str = "scaffold",
 ) -> BenchmarkDataset:
     """Load ``name`` once per vocabulary and check that every copy has the same molecules and split."""
     by_vocabulary: dict[str, LoadedDataset] = {}
@@ -220,16 +232,17 @@ def _encoder_names(directories: Sequence[Path]) -> list[str]:
 
 def resolve_methods(
     kinds: Sequence[str],
+    *,
     pretrained: Sequence[str],
-    max_epochs: int | None,
-    scratch_encoder: EncoderConfig,
+    max_epochs: int | None = None,
+    scratch_encoder: EncoderConfig | None = None,
 ) -> tuple[list[Method], dict[str, str]]:
     """Turn ``--methods`` and ``--pretrained`` into methods; say why any are skipped.
 
     ``--pretrained default`` that is not installed yet skips ``pretrained`` and ``frozen`` with a
     message; any other pretrained path that is not an encoder directory is an error. ``scratch``
     uses the first encoder's architecture (so it does not depend on which other methods run), or
-    ``scratch_encoder`` when there is none.
+    ``scratch_encoder`` (default: molft's 5 x 300 GIN) when there is none.
 
     Returns:
         the methods, and skipped method kind -> reason.
@@ -271,7 +284,7 @@ def resolve_methods(
                 settings = f"encoder={digest}" + (f";{epochs}" if kind == "pretrained" else "")
                 methods.append(Method(f"{kind}:{name}", kind, directory, config, settings))
         elif kind == "scratch":
-            architecture = encoders[0][1] if encoders else scratch_encoder
+            architecture = encoders[0][1] if encoders else (scratch_encoder or EncoderConfig())
             arch = f"{architecture.num_layers}x{architecture.hidden_dim}-{architecture.vocabulary}-jk={architecture.jk}"
             methods.append(Method("scratch", kind, None, architecture, f"arch={arch};{epochs}"))
         elif kind == "rf":
@@ -290,42 +303,17 @@ def resolve_methods(
 # one run
 
 
-@dataclass
-class _AssayView:
-    """The parts of :class:`molft.data.assay.Assay` that ``train_member`` and ``fit_frozen_member`` read.
-
-    A registry dataset has no featurized table; this view gives the trainers its graphs, targets,
-    task type and vocabulary, so the benchmark reuses molft's training code instead of copying it.
-    """
-
-    dataset: GraphDataset
-    targets: list[str]
-    task_type: str
-    vocabulary: str
-
-    @property
-    def table(self) -> Any:
-        return _TableMeta({"vocabulary": self.vocabulary})
-
-
-@dataclass
-class _TableMeta:
-    meta: dict[str, str]
-
-
-def _view(loaded: LoadedDataset, split: dict[str, np.ndarray]) -> tuple[_AssayView, dict[str, np.ndarray]]:
-    """An assay of only the molecules this run touches, and the split re-indexed into it."""
+def _local(loaded: LoadedDataset, split: dict[str, np.ndarray]) -> tuple[GraphDataset, dict[str, np.ndarray]]:
+    """The graphs of only the molecules this run touches, and the split re-indexed into them."""
     used = np.unique(np.concatenate(list(split.values())))
-    local = {part: np.searchsorted(used, indices) for part, indices in split.items()}
-    view = _AssayView(loaded.dataset.subset(used), list(loaded.task_names), loaded.task_type, loaded.vocabulary)
-    return view, local
+    return loaded.dataset.subset(used), {part: np.searchsorted(used, indices) for part, indices in split.items()}
 
 
 def _metrics(y: np.ndarray, scores: np.ndarray, task_type: str) -> dict[str, float]:
     return {k: v for k, v in evaluate(y, scores, task_type).items() if k != "per_task"}
 
 
-def run_gnn(data: BenchmarkDataset, method: Method, train: np.ndarray, seed: int, max_epochs: int | None,
+def run_gnn(data: BenchmarkDataset, method: Method, train: np.ndarray, *, seed: int, max_epochs: int | None,
             device: torch.device, protocol: Recipe | None = None) -> dict[str, Any]:
     """Fine-tune, fit the frozen head, or train from scratch on ``train``; scores at the best-validation epoch.
 
@@ -334,33 +322,36 @@ def run_gnn(data: BenchmarkDataset, method: Method, train: np.ndarray, seed: int
     """
     vocabulary = method.encoder.vocabulary if method.encoder is not None else "ogb"
     loaded = data.by_vocabulary[vocabulary]
-    view, split = _view(loaded, data.split(train))
-    y = view.dataset.y.numpy()
-    scaler = TargetScaler.fit(y[split["train"]]) if view.task_type != CLASSIFICATION else None
+    dataset, split = _local(loaded, data.split(train))
+    task_type = loaded.task_type
+    y = dataset.y.numpy()
+    scaler = TargetScaler.fit(y[split["train"]]) if task_type != CLASSIFICATION else None
     info: dict[str, Any] = {}
     if method.kind == "frozen":
         # Model seed 0: fit_frozen_member bootstraps the training set for seeds > 0 (ensemble
         # diversity), which would change the molecules this method sees. Its fit is deterministic.
-        model, member = fit_frozen_member(view, split, 0, method.pretrained, device, scaler)
+        model, member = fit_frozen_member(dataset, split, task_type=task_type, seed=0, pretrained=method.pretrained,
+                                          device=device, scaler=scaler)
         info.update(best_epoch=None, epochs_run=None, model_seed=0, recipe="frozen-linear",
                     strengths=member["strengths"])
     else:
         recipe = protocol or choose_recipe(len(train), pretrained=method.pretrained is not None)
         if max_epochs is not None:
             recipe = replace(recipe, max_epochs=max_epochs)
-        epochs: list[dict] = []
-        model, member = train_member(view, split, seed, recipe, method.pretrained, scaler, device, False, epochs,
-                                     method.encoder)
+        model = new_member(method.pretrained, seed=seed, num_tasks=len(loaded.task_names), vocabulary=vocabulary,
+                           recipe=recipe, architecture=method.encoder)
+        model, member = train_member(model, dataset, split, task_type=task_type, recipe=recipe, seed=seed,
+                                     scaler=scaler, device=device)
         info.update(best_epoch=member["best_epoch"], epochs_run=member["epochs_run"], model_seed=seed,
                     recipe=recipe.name, max_epochs=recipe.max_epochs, patience=recipe.patience)
     scores = {}
     for part in ("valid", "test"):
-        loader = DataLoader(view.dataset.subset(split[part]), batch_size=256)
-        scores[part] = _metrics(y[split[part]], predict_scores(model, loader, view.task_type, scaler, device), view.task_type)
+        loader = DataLoader(dataset.subset(split[part]), batch_size=256)
+        scores[part] = _metrics(y[split[part]], predict_scores(model, loader, task_type, scaler, device), task_type)
     return {"valid_metrics": scores["valid"], "test_metrics": scores["test"], **info}
 
 
-def run_baseline(data: BenchmarkDataset, method: Method, train: np.ndarray, seed: int, max_epochs: int | None,
+def run_baseline(data: BenchmarkDataset, method: Method, train: np.ndarray, *, seed: int, max_epochs: int | None,
                  device: torch.device, rf_jobs: int = 1) -> dict[str, Any]:
     """The random forest or chemprop on ``train``."""
     split = data.split(train)
@@ -378,86 +369,17 @@ def run_baseline(data: BenchmarkDataset, method: Method, train: np.ndarray, seed
 
 
 # --------------------------------------------------------------------------------------------
-# the runs file
-
-
-def run_key(record: dict[str, Any]) -> tuple:
-    """What identifies a run: a rerun with an equal key is skipped."""
-    return (record["dataset"], record["split"], record["data_sha256"], record["method"], record["settings"],
-            int(record["n_labels"]), int(record["seed"]))
-
-
-def read_runs(path: Path) -> list[dict[str, Any]]:
-    """Every complete JSON line of the runs file (a line torn by a crash is skipped with a warning)."""
-    if not path.is_file():
-        return []
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            logger.warning("%s: line %d is not complete JSON (an interrupted write?); ignoring it", path, number)
-    return records
-
-
-def append_run(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line with a single ``write`` on an ``O_APPEND`` descriptor, then fsync.
-
-    A line torn by a crash is left on its own line: a new record starts on a fresh line.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, default=str) + "\n"
-    descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(descriptor).st_size
-        if size and os.pread(descriptor, 1, size - 1) != b"\n":
-            line = "\n" + line
-        os.write(descriptor, line.encode())
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def add_runs(sources: Sequence[Path], path: Path) -> int:
-    """Append to the runs file ``path`` the runs of other runs files (e.g. from processes run side by
-    side, or from a GPU machine) that it does not hold yet; returns how many were added."""
-    known = {run_key(r) for r in read_runs(path)}
-    added = 0
-    for source in sources:
-        if not Path(source).is_file():
-            raise InputError(f"{source}: no such runs file")
-        for record in read_runs(Path(source)):
-            if run_key(record) not in known:
-                append_run(path, record)
-                known.add(run_key(record))
-                added += 1
-    return added
-
-
-# --------------------------------------------------------------------------------------------
 # summaries
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
-    finite = [v for v in values if v is not None and not math.isnan(v)]
-    if not finite:
-        return None, None
-    return float(np.mean(finite)), (float(np.std(finite, ddof=1)) if len(finite) > 1 else None)
 
 
 def aggregate(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean ± sample std (ddof=1) over seeds per (dataset, method, label count)."""
-    groups: dict[tuple, list[dict]] = {}
-    for record in records:
-        groups.setdefault((record["dataset"], record["method"], record["n_labels"]), []).append(record)
     rows = []
-    for (dataset, method, n_labels), runs in sorted(groups.items()):
-        test_mean, test_std = _mean_std([r["test"] for r in runs])
-        valid_mean, valid_std = _mean_std([r["valid"] for r in runs])
-        epochs, _ = _mean_std([r["best_epoch"] for r in runs if r.get("best_epoch") is not None])
-        wall, _ = _mean_std([r["wall_s"] for r in runs])
+    for (dataset, method, n_labels), runs in group_runs(records, ["dataset", "method", "n_labels"]):
+        test_mean, test_std = mean_std([r["test"] for r in runs])
+        valid_mean, valid_std = mean_std([r["valid"] for r in runs])
+        epochs, _ = mean_std([r["best_epoch"] for r in runs if r.get("best_epoch") is not None])
+        wall, _ = mean_std([r["wall_s"] for r in runs])
         rows.append({
             "dataset": dataset, "method": method, "kind": runs[0]["kind"], "budget": runs[0]["budget"],
             "n_labels": n_labels, "metric": runs[0]["metric"], "seeds": sorted(r["seed"] for r in runs),
@@ -530,12 +452,6 @@ def _equivalence_text(entry: dict[str, Any]) -> str:
     return f"≈ {entry['scratch_labels']:,.0f} ({entry['ratio']:.1f}×)"
 
 
-def _cell(mean: float | None, std: float | None) -> str:
-    if mean is None:
-        return "—"
-    return f"{mean:.3f} ± {std:.3f}" if std is not None else f"{mean:.3f}"
-
-
 def _matrix(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> tuple[list[str], list[list[str]]]:
     counts = sorted({r["n_labels"] for r in rows})
     header = ["method", *[f"{n:,}" for n in counts]]
@@ -543,21 +459,9 @@ def _matrix(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> tuple[lis
     for method in methods:
         by_count = {r["n_labels"]: r for r in rows if r["method"] == method}
         if by_count:
-            table.append([method, *[_cell(by_count[n]["test_mean"], by_count[n]["test_std"]) if n in by_count else "—"
+            table.append([method, *[mean_std_text(by_count[n]["test_mean"], by_count[n]["test_std"]) if n in by_count else "—"
                                     for n in counts]])
     return header, table
-
-
-def _markdown_table(header: list[str], table: list[list[str]], right_from: int = 1) -> list[str]:
-    align = "|" + "|".join("---" if i < right_from else "---:" for i in range(len(header))) + "|"
-    return ["| " + " | ".join(header) + " |", align, *("| " + " | ".join(row) + " |" for row in table)]
-
-
-def _text_table(header: list[str], table: list[list[str]]) -> str:
-    widths = [max(len(str(row[i])) for row in [header, *table]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in [header, *table]]
-    return "\n".join(lines)
 
 
 def aggregate_across(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[dict[str, Any]]:
@@ -640,7 +544,7 @@ def headline(rows: Sequence[dict[str, Any]], methods: Sequence[str], train_label
 
 def _headline_cell(score: list, seeds: int) -> str:
     mean, std, ran = score
-    return _cell(mean, std) + (f" ({ran} of {seeds} seeds)" if ran is not None and ran < seeds else "")
+    return mean_std_text(mean, std) + (f" ({ran} of {seeds} seeds)" if ran is not None and ran < seeds else "")
 
 
 def _headline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -657,27 +561,6 @@ def _headline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]
         table.append([labels, name, *(_headline_cell(entry["scores"][m], len(result["settings"]["seeds"]))
                                       if m in entry["scores"] else "—" for m in shown)])
     return ["labels", "dataset", *shown], table
-
-
-def _hardware() -> dict[str, Any]:
-    cpu = platform.processor() or None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-
-
-def _command_footer(figure: Any, command: str) -> float:
-    """Write the command, wrapped to the figure's width, along its bottom; returns the height it takes
-    (a fraction of the figure's)."""
-    lines = textwrap.wrap(command, width=int(figure.get_figwidth() * 72 / 3.7), break_on_hyphens=False)
-    figure.text(0.01, 0.005, "\n".join(lines), fontsize=6, family="monospace", va="bottom")
-    return (len(lines) * 7.5 + 4) / (figure.get_figheight() * 72)
 
 
 def plot_dataset(path: Path, dataset: str, rows: Sequence[dict[str, Any]], methods: Sequence[str], command: str) -> None:
@@ -707,7 +590,7 @@ def plot_dataset(path: Path, dataset: str, rows: Sequence[dict[str, Any]], metho
              title=f"{dataset}: test {metric} vs labels (mean ± std, up to {seeds} seeds)")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    figure.tight_layout(rect=(0, _command_footer(figure, command), 1, 1))
+    figure.tight_layout(rect=(0, command_footer(figure, command), 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
@@ -743,20 +626,9 @@ def plot_equivalence(path: Path, rows: Sequence[dict[str, Any]], equivalence: Se
                  title=f"{dataset}: from-scratch labels matching pretrained")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=6, loc="best")
-    figure.tight_layout(rect=(0, _command_footer(figure, command), 1, 1))
+    figure.tight_layout(rect=(0, command_footer(figure, command), 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
-
-
-def _clean(value: Any) -> Any:
-    """JSON without NaN: NaN and infinities become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
 
 
 def write_markdown(path: Path, result: dict[str, Any]) -> None:
@@ -799,7 +671,7 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
                   "Test metric, mean ± std over seeds. A dataset with fewer labelled training molecules shows all of "
                   "them (`all N`). The mean rows average ROC-AUC over the classification datasets where every "
                   "column has that cell.", ""]
-        lines += _markdown_table(header, table, right_from=2)
+        lines += markdown_table(header, table, right_from=2)
     for name, info in result["datasets"].items():
         rows = [r for r in result["aggregates"] if r["dataset"] == name]
         if not rows:
@@ -814,14 +686,14 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
             "training molecules).", "",
         ]
         header, table = _matrix(rows, result["methods"])
-        lines += _markdown_table(header, table)
+        lines += markdown_table(header, table)
         lines += ["", "| method | labels | seeds | test | valid | best epoch (mean) | wall s (mean) |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         for method in result["methods"]:
             for row in sorted((r for r in rows if r["method"] == method), key=lambda r: r["n_labels"]):
                 epoch = "—" if row["best_epoch_mean"] is None else f"{row['best_epoch_mean']:.1f}"
                 lines.append(f"| {method} | {row['n_labels']:,} | {len(row['seeds'])} | "
-                             f"{_cell(row['test_mean'], row['test_std'])} | {_cell(row['valid_mean'], row['valid_std'])} | "
+                             f"{mean_std_text(row['test_mean'], row['test_std'])} | {mean_std_text(row['valid_mean'], row['valid_std'])} | "
                              f"{epoch} | {row['wall_s_mean']:.1f} |")
         lines += ["", f"![{name}]({NAME}_{name.lower()}.png)"]
     if len(result["datasets"]) > 1 and result["across"]:
@@ -854,6 +726,7 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
 
 def run_benchmark(
     datasets: Sequence[str],
+    *,
     budgets: Sequence[int] = DEFAULT_BUDGETS,
     seeds: int = 5,
     methods: Sequence[str] = KINDS,
@@ -903,71 +776,45 @@ def run_benchmark(
     results_dir.mkdir(parents=True, exist_ok=True)
     runs_file = results_dir / f"{NAME}_runs.jsonl"
     device_ = resolve_device(device)
-    command = command or "python -m benchmarks.label_efficiency " + " ".join(sys.argv[1:])
-    chosen, skipped = resolve_methods(list(dict.fromkeys(methods)), pretrained, max_epochs,
-                                      scratch_encoder or EncoderConfig())
+    command = command or command_line(NAME, None)
+    chosen, skipped = resolve_methods(list(dict.fromkeys(methods)), pretrained=pretrained, max_epochs=max_epochs,
+                                      scratch_encoder=scratch_encoder)
     method_names = [m.name for m in chosen]
     vocabularies = [m.encoder.vocabulary for m in chosen if m.encoder is not None] or ["ogb"]
-    prepared = [prepare_dataset(name, budgets, vocabularies, data_dir, split) for name in datasets]
+    prepared = [prepare_dataset(name, budgets=budgets, vocabularies=vocabularies, data_dir=data_dir, split=split)
+                for name in datasets]
 
-    done = {run_key(r): r for r in read_runs(runs_file)}
-    cells = []  # every (dataset, budget, seed, method), budgets outermost so small budgets finish first
-    for data in prepared:
-        data_sha = data.base.sha256[:16]
-        for budget in sorted(data.budgets):
-            for seed in range(seeds):
-                for method in chosen:
-                    cells.append((data, budget, seed, method, data_sha))
-    executed = missing = 0
-    records = []
-    bar = tqdm(total=len(cells), desc="label efficiency", disable=None if progress else True)
     subsets_cache: dict[tuple[str, int], dict[int, np.ndarray]] = {}
-    for data, budget, seed, method, data_sha in cells:
-        key_fields = {"dataset": data.name, "split": split, "data_sha256": data_sha, "method": method.name,
-                      "settings": method.settings, "n_labels": data.budgets[budget], "seed": seed}
-        key = run_key(key_fields)
-        bar.set_postfix_str(f"{data.name} {method.name} n={data.budgets[budget]} seed={seed}", refresh=False)
-        if key in done:
-            records.append(done[key])
-            bar.update()
-            continue
-        if report_only or (stop_after_s is not None and time.perf_counter() - started > stop_after_s):
-            missing += 1
-            bar.update()
-            continue
+
+    def run(cell: Cell) -> dict[str, Any]:
+        data, budget, seed, method = cell.task
         if (data.name, seed) not in subsets_cache:
             subsets_cache[(data.name, seed)] = data.subsets(seed)
         train = subsets_cache[(data.name, seed)][budget]
         start = time.perf_counter()
         if method.kind in ("pretrained", "frozen", "scratch"):
-            outcome = run_gnn(data, method, train, seed, max_epochs, device_)
+            outcome = run_gnn(data, method, train, seed=seed, max_epochs=max_epochs, device=device_)
         else:
-            outcome = run_baseline(data, method, train, seed, max_epochs, device_, rf_jobs)
-        wall = time.perf_counter() - start
+            outcome = run_baseline(data, method, train, seed=seed, max_epochs=max_epochs, device=device_,
+                                   rf_jobs=rf_jobs)
         metric = data.base.metric
-        record = _clean({
-            **key_fields, "kind": method.kind, "budget": budget, "metric": metric,
+        return {
+            **cell.fields, "kind": method.kind, "budget": budget, "metric": metric,
             "test": outcome["test_metrics"].get(metric, math.nan), "valid": outcome["valid_metrics"].get(metric, math.nan),
-            **outcome, "wall_s": round(wall, 3), "train_rows_sha256": data.rows_digest(train),
+            **outcome, "wall_s": round(time.perf_counter() - start, 3), "train_rows_sha256": data.rows_digest(train),
             "pretrained": str(method.pretrained) if method.pretrained else None, "device": str(device_),
-            "torch_threads": torch.get_num_threads(),
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        })
-        append_run(runs_file, record)
-        done[key] = record
-        records.append(record)
-        executed += 1
-        test = "nan" if record["test"] is None else f"{record['test']:.3f}"
-        tqdm.write(f"{data.name} {method.name:>24s} n={record['n_labels']:>6,} seed={seed}: test {metric} {test} "
-                   f"({wall:.1f} s)", file=sys.stderr)
-        bar.update()
-    bar.close()
+            "torch_threads": torch.get_num_threads(), "finished_at": utc_now(),
+        }
 
+    done = run_cells(_cells(prepared, chosen, seeds=seeds, split=split), run, runs_file=runs_file,
+                     report_only=report_only, stop_after_s=stop_after_s, started=started, announce=_announce,
+                     desc="label efficiency", progress=progress)
+    records = done.records
     rows = aggregate(records)
     equivalence = label_equivalence(rows)
     from sklearn import __version__ as sklearn_version
 
-    result = _clean({
+    result = clean({
         "benchmark": NAME,
         "command": command,
         "settings": {"datasets": [d.name for d in prepared], "budgets": sorted(int(b) for b in budgets),
@@ -988,18 +835,18 @@ def run_benchmark(
         "across": aggregate_across(rows, method_names),
         "headline": headline(rows, method_names, {d.name: int(len(d.train)) for d in prepared}),
         "equivalence": equivalence,
-        "hardware": _hardware(),
+        "hardware": hardware(),
         "run": run_metadata(device=str(device_)),
         "sklearn": sklearn_version,
         "runs_file": str(runs_file),
-        "runs_executed": executed,
-        "runs_missing": missing,
-        "runs_reused": len(records) - executed,
+        "runs_executed": done.executed,
+        "runs_missing": done.missing,
+        "runs_reused": done.reused,
         "run_seconds_total": float(sum(r["wall_s"] for r in records)),
         "elapsed_s": time.perf_counter() - started,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": utc_now(),
     })
-    write_json_atomic(results_dir / f"{NAME}.json", result)
+    write_json(results_dir / f"{NAME}.json", result)
     write_markdown(results_dir / f"{NAME}.md", result)
     for data in prepared:
         here = [r for r in rows if r["dataset"] == data.name]
@@ -1010,17 +857,38 @@ def run_benchmark(
     return result
 
 
+def _cells(prepared: Sequence[BenchmarkDataset], methods: Sequence[Method], *, seeds: int, split: str) -> list[Cell]:
+    """Every (dataset, budget, seed, method), budgets outermost so that small budgets finish first."""
+    cells = []
+    for data in prepared:
+        for budget in sorted(data.budgets):
+            for seed in range(seeds):
+                for method in methods:
+                    fields = {"dataset": data.name, "split": split, "data_sha256": data.base.sha256[:16],
+                              "method": method.name, "settings": method.settings, "n_labels": data.budgets[budget],
+                              "seed": seed}
+                    cells.append(Cell(fields, f"{data.name} {method.name} n={data.budgets[budget]} seed={seed}",
+                                      (data, budget, seed, method)))
+    return cells
+
+
+def _announce(record: dict[str, Any]) -> str:
+    test = "nan" if record["test"] is None else f"{record['test']:.3f}"
+    return (f"{record['dataset']} {record['method']:>24s} n={record['n_labels']:>6,} seed={record['seed']}: "
+            f"test {record['metric']} {test} ({record['wall_s']:.1f} s)")
+
+
 def print_tables(result: dict[str, Any]) -> None:
     """The per-dataset tables, the headline and the label equivalence, as plain text."""
     for name in result["datasets"]:
         rows = [r for r in result["aggregates"] if r["dataset"] == name]
         if rows:
             print(f"\n{name}: test {rows[0]['metric']} (mean ± std over seeds) by number of labels")
-            print(_text_table(*_matrix(rows, result["methods"])))
+            print(text_table(*_matrix(rows, result["methods"])))
     header, table = _headline_table(result)
     if table:
         print("\nHeadline: test metric at 100, 1,000 and 10,000 labels (or all a dataset has)")
-        print(_text_table(header, table))
+        print(text_table(header, table))
     for entry in result["equivalence"]:
         print(f"{entry['dataset']}: {entry['method']} at {entry['reference_labels']:,} labels "
               f"({entry['target']:.3f}) = from-scratch {_equivalence_text(entry)}")
@@ -1030,62 +898,30 @@ def print_tables(result: dict[str, Any]) -> None:
           f"Wrote {NAME}.json, {NAME}.md and PNGs under {Path(result['runs_file']).parent}")
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _names(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", type=_names, default=["bbbp"], help="registry names, comma-separated")
-    parser.add_argument("--budgets", type=_ints, default=list(DEFAULT_BUDGETS), help="label budgets, comma-separated")
+    parser.add_argument("--datasets", type=comma_list, default=["bbbp"], help="registry names, comma-separated")
+    parser.add_argument("--budgets", type=comma_ints, default=list(DEFAULT_BUDGETS), help="label budgets, comma-separated")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell (subset seed = model seed)")
-    parser.add_argument("--methods", type=_names, default=list(KINDS), help=f"comma-separated: {','.join(KINDS)}")
-    parser.add_argument("--pretrained", type=_names, default=["default"],
+    parser.add_argument("--methods", type=comma_list, default=list(KINDS), help=f"comma-separated: {','.join(KINDS)}")
+    parser.add_argument("--pretrained", type=comma_list, default=["default"],
                         help="encoder directories or shipped names, comma-separated (default: molft's shipped encoder)")
     parser.add_argument("--max-epochs", type=int, default=None, help="cap GNN/chemprop epochs (default: the recipe's)")
-    parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda when present)")
-    parser.add_argument("--data-dir", default=None, help="data directory (default: $MOLFT_DATA_DIR or ../shared/data)")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--split", default="scaffold", choices=["scaffold", "random"])
     parser.add_argument("--num-layers", type=int, default=5, help="from-scratch GIN depth when no pretrained encoder")
     parser.add_argument("--hidden-dim", type=int, default=300, help="from-scratch GIN width when no pretrained encoder")
     parser.add_argument("--rf-jobs", type=int, default=1, help="processes per random forest (speed only, same results)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--report-only", action="store_true",
-                        help="run nothing: rebuild the report from the runs already recorded")
-    parser.add_argument("--add-runs", type=lambda t: [Path(v) for v in _names(t)], default=[], metavar="FILE[,FILE]",
-                        help="first add the runs of these runs files that the results' runs file lacks "
-                             "(runs made side by side or elsewhere)")
-    parser.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
-                        help="start no new run after this many minutes, then report (rerun to continue)")
+    add_harness_arguments(parser, results_dir=RESULTS)
     args = parser.parse_args(argv)
-    exit_on_terminate()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    command = "python -m benchmarks.label_efficiency " + " ".join(sys.argv[1:] if argv is None else argv)
-    try:
-        if args.add_runs:
-            added = add_runs(args.add_runs, Path(args.results_dir) / f"{NAME}_runs.jsonl")
-            print(f"added {added} run(s) from {', '.join(map(str, args.add_runs))}", file=sys.stderr)
+    with input_errors_exit():
+        start(args, runs_file=Path(args.results_dir) / f"{NAME}_runs.jsonl")
         result = run_benchmark(
-            args.datasets, args.budgets, args.seeds, args.methods, args.pretrained, args.max_epochs, args.device,
-            args.data_dir, args.results_dir, args.split,
-            EncoderConfig(num_layers=args.num_layers, hidden_dim=args.hidden_dim), args.rf_jobs,
-            not args.no_progress, command, args.report_only,
-            None if args.stop_after is None else args.stop_after * 60,
+            args.datasets, budgets=args.budgets, seeds=args.seeds, methods=args.methods, pretrained=args.pretrained,
+            max_epochs=args.max_epochs, device=args.device, data_dir=args.data_dir, results_dir=args.results_dir,
+            split=args.split, scratch_encoder=EncoderConfig(num_layers=args.num_layers, hidden_dim=args.hidden_dim),
+            rf_jobs=args.rf_jobs, progress=not args.no_progress, command=command_line(NAME, argv),
+            report_only=args.report_only, stop_after_s=args.stop_after_s,
         )
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
     print_tables(result)
 
 

@@ -24,46 +24,50 @@ molecules x 100 pretraining epochs, not here, and are never mixed with molft's n
     python -m benchmarks.moleculenet_hu2020 --datasets bbbp,bace --seeds 10 --protocols hu2020,molft \\
         --pretrained attrmask,contextpred [--max-epochs N] [--device cuda]
 
-Resumable like the label-efficiency benchmark (one JSON line per finished run in
-``moleculenet_hu2020_runs.jsonl``; a rerun skips those). Writes ``moleculenet_hu2020.{json,md}``.
+Resumable through :mod:`benchmarks.harness` like the label-efficiency benchmark (one JSON line per
+finished run in ``moleculenet_hu2020_runs.jsonl``; a rerun skips those; ``--stop-after``,
+``--report-only``, ``--add-runs``). Writes ``moleculenet_hu2020.{json,md}``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from molft.errors import InputError
-from molft.finetuning.recipe import HU2020_PROTOCOL
-from molft.models.encoder import EncoderConfig
-from molft.io import write_json_atomic
-from molft.runtime import exit_on_terminate, resolve_device
+from molft.evaluate import mean_std
+from molft.finetuning.recipe import HU2020_PROTOCOL, Recipe
+from molft.runtime import resolve_device
 
-from benchmarks.label_efficiency import (
-    _clean,
-    _hardware,
-    _mean_std,
-    add_runs,
+from benchmarks.harness import (
+    RESULTS,
+    Cell,
+    add_harness_arguments,
     append_run,
-    prepare_dataset,
+    comma_list,
+    command_line,
+    group_runs,
+    hardware,
+    hardware_text,
+    input_errors_exit,
+    markdown_table,
     read_runs,
-    resolve_methods,
-    run_gnn,
+    run_cells,
     run_key,
+    start,
+    utc_now,
+    write_json,
 )
+from benchmarks.label_efficiency import BenchmarkDataset, prepare_dataset, resolve_methods, run_gnn
 
 NAME = "moleculenet_hu2020"
-RESULTS = Path(__file__).parent / "results"
 DATASETS = ("bbbp", "tox21", "toxcast", "sider", "clintox", "muv", "hiv", "bace")
 PROTOCOLS = ("hu2020", "molft")
 FULL = 10**9  # a budget larger than any training set: every labelled training molecule
@@ -82,6 +86,7 @@ REFERENCE = {
 
 def run_benchmark(
     datasets: Sequence[str] = DATASETS,
+    *,
     seeds: int = 10,
     protocols: Sequence[str] = PROTOCOLS,
     pretrained: Sequence[str] = ("attrmask", "contextpred"),
@@ -110,90 +115,100 @@ def run_benchmark(
     results_dir.mkdir(parents=True, exist_ok=True)
     runs_file = results_dir / f"{NAME}_runs.jsonl"
     device_ = resolve_device(device)
-    command = command or "python -m benchmarks.moleculenet_hu2020 " + " ".join(sys.argv[1:])
-    methods, skipped = resolve_methods(["scratch", "pretrained"], pretrained, max_epochs, EncoderConfig())
-    prepared = [prepare_dataset(name, [FULL], ["ogb"], data_dir, "scaffold") for name in datasets]
-    done = {run_key(r): r for r in read_runs(runs_file)}
-    reusable = {run_key(r): r for r in read_runs(Path(reuse_runs))} if reuse_runs and Path(reuse_runs).is_file() else {}
-    cells = [(data, protocol, method, seed) for data in prepared for protocol in protocols
-             for seed in range(seeds) for method in methods]
-    records, executed, missing = [], 0, 0
-    bar = tqdm(total=len(cells), desc="moleculenet (Hu et al. 2020)", disable=None if progress else True)
-    for data, protocol, method, seed in cells:
-        recipe = HU2020_PROTOCOL if protocol == "hu2020" else None
-        if recipe is not None and max_epochs is not None:
-            recipe = replace(recipe, max_epochs=max_epochs, patience=max_epochs)
-        key_fields = {"dataset": data.name, "split": "scaffold", "data_sha256": data.base.sha256[:16],
-                      "method": method.name, "settings": f"protocol={protocol};{method.settings}",
-                      "n_labels": len(data.train), "seed": seed}
-        reused = _full_data_run(reusable, key_fields, method.settings, data.rows_digest(data.train)) \
-            if protocol == "molft" and run_key(key_fields) not in done else None
-        if reused is not None:  # recorded here like a finished run, so later reruns find it in this runs file
-            done[run_key(key_fields)] = {**reused, **key_fields, "protocol": protocol, "reused_from": Path(reuse_runs).name}
-            append_run(runs_file, done[run_key(key_fields)])
-        if run_key(key_fields) in done:
-            records.append(done[run_key(key_fields)])
-            bar.update()
-            continue
-        if report_only or (stop_after_s is not None and time.perf_counter() - started > stop_after_s):
-            missing += 1
-            bar.update()
-            continue
+    command = command or command_line(NAME, None)
+    methods, skipped = resolve_methods(["scratch", "pretrained"], pretrained=pretrained, max_epochs=max_epochs)
+    prepared = [prepare_dataset(name, budgets=[FULL], data_dir=data_dir) for name in datasets]
+    cells = [Cell({"dataset": data.name, "split": "scaffold", "data_sha256": data.base.sha256[:16],
+                   "method": method.name, "settings": f"protocol={protocol};{method.settings}",
+                   "n_labels": len(data.train), "seed": seed},
+                  f"{data.name} {protocol} {method.name} seed={seed}", (data, protocol, method, seed))
+             for data in prepared for protocol in protocols for seed in range(seeds) for method in methods]
+    if reuse_runs and Path(reuse_runs).is_file():
+        take_over_runs(cells, reuse_runs=Path(reuse_runs), runs_file=runs_file)
+
+    def run(cell: Cell) -> dict[str, Any]:
+        data, protocol, method, seed = cell.task
         start = time.perf_counter()
-        outcome = run_gnn(data, method, data.train, seed, max_epochs, device_, protocol=recipe)
+        outcome = run_gnn(data, method, data.train, seed=seed, max_epochs=max_epochs, device=device_,
+                          protocol=_protocol(protocol, max_epochs=max_epochs))
         metric = data.base.metric
-        record = _clean({
-            **key_fields, "protocol": protocol, "kind": method.kind, "metric": metric,
+        return {
+            **cell.fields, "protocol": protocol, "kind": method.kind, "metric": metric,
             "test": outcome["test_metrics"].get(metric, math.nan), "valid": outcome["valid_metrics"].get(metric, math.nan),
             **outcome, "wall_s": round(time.perf_counter() - start, 3), "device": str(device_),
-            "torch_threads": torch.get_num_threads(), "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        })
-        append_run(runs_file, record)
-        done[run_key(key_fields)] = record
-        records.append(record)
-        executed += 1
-        tqdm.write(f"{data.name} {protocol:>6s} {method.name:>28s} seed={seed}: test {metric} {record['test']:.3f} "
-                   f"(best valid epoch {record.get('best_epoch')}, {record['wall_s']:.0f} s)", file=sys.stderr)
-        bar.update()
-    bar.close()
-    rows = aggregate(records)
+            "torch_threads": torch.get_num_threads(), "finished_at": utc_now(),
+        }
+
+    done = run_cells(cells, run, runs_file=runs_file, report_only=report_only, stop_after_s=stop_after_s,
+                     started=started, announce=_announce, desc="moleculenet (Hu et al. 2020)", progress=progress)
     result = {
-        "benchmark": NAME, "command": command, "hardware": _hardware(), "device": str(device_),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "wall_s": round(time.perf_counter() - started, 1), "executed_now": executed, "missing": missing, "seeds": seeds,
-        "datasets": [data.name for data in prepared],
+        "benchmark": NAME, "command": command, "hardware": hardware(), "device": str(device_),
+        "finished": utc_now(),
+        "wall_s": round(time.perf_counter() - started, 1), "executed_now": done.executed, "missing": done.missing,
+        "seeds": seeds, "datasets": [data.name for data in prepared],
         "max_epochs": max_epochs, "protocols": {"hu2020": HU2020_PROTOCOL.to_dict(), "molft": "choose_recipe by label count"},
-        "skipped": skipped, "rows": rows, "reference_hu2020_table1": REFERENCE, "runs": records,
+        "skipped": skipped, "rows": aggregate(done.records), "reference_hu2020_table1": REFERENCE, "runs": done.records,
     }
-    write_json_atomic(results_dir / f"{NAME}.json", result)
+    write_json(results_dir / f"{NAME}.json", result)
     (results_dir / f"{NAME}.md").write_text(to_markdown(result))
     return result
 
 
+def _protocol(protocol: str, *, max_epochs: int | None) -> Recipe | None:
+    """Hu et al.'s fixed recipe (its epochs capped at ``max_epochs``) for ``hu2020``; None (molft's
+    recipe for the label count) for ``molft``."""
+    if protocol != "hu2020":
+        return None
+    return HU2020_PROTOCOL if max_epochs is None else replace(HU2020_PROTOCOL, max_epochs=max_epochs, patience=max_epochs)
+
+
+def take_over_runs(cells: Sequence[Cell], *, reuse_runs: Path, runs_file: Path) -> int:
+    """Record in ``runs_file``, as finished runs of their cells, the label-efficiency runs of
+    ``reuse_runs`` equal to ``molft``-protocol cells (same key, whole training split), marked
+    ``reused_from``; returns how many were added. Later reruns find them in ``runs_file``."""
+    reusable = {run_key(r): r for r in read_runs(reuse_runs)}
+    recorded = {run_key(r) for r in read_runs(runs_file)}
+    added = 0
+    for cell in cells:
+        data, protocol, method, _ = cell.task
+        if protocol != "molft" or run_key(cell.fields) in recorded:
+            continue
+        reused = _full_data_run(reusable, cell.fields, method.settings, data)
+        if reused is not None:
+            append_run(runs_file, {**reused, **cell.fields, "protocol": protocol, "reused_from": reuse_runs.name})
+            recorded.add(run_key(cell.fields))
+            added += 1
+    return added
+
+
 def _full_data_run(reusable: dict[tuple, dict[str, Any]], key_fields: dict[str, Any], method_settings: str,
-                   train_digest: str) -> dict[str, Any] | None:
+                   data: BenchmarkDataset) -> dict[str, Any] | None:
     """The label-efficiency run equal to this ``molft``-protocol run: same key, whole training split."""
     run = reusable.get(run_key({**key_fields, "settings": method_settings}))
-    return run if run is not None and run.get("train_rows_sha256") == train_digest else None
+    return run if run is not None and run.get("train_rows_sha256") == data.rows_digest(data.train) else None
+
+
+def _announce(record: dict[str, Any]) -> str:
+    test = "nan" if record["test"] is None else f"{record['test']:.3f}"
+    return (f"{record['dataset']} {record['protocol']:>6s} {record['method']:>28s} seed={record['seed']}: "
+            f"test {record['metric']} {test} (best valid epoch {record.get('best_epoch')}, {record['wall_s']:.0f} s)")
 
 
 def aggregate(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean ± sample std over seeds per (dataset, protocol, method), ROC-AUC in %."""
-    groups: dict[tuple, list[dict]] = {}
-    for record in records:
-        groups.setdefault((record["dataset"], record["protocol"], record["method"]), []).append(record)
     rows = []
-    for (dataset, protocol, method), runs in sorted(groups.items()):
-        mean, std = _mean_std([100 * r["test"] for r in runs if r["test"] is not None])
-        epochs, _ = _mean_std([r["best_epoch"] for r in runs if r.get("best_epoch") is not None])
+    for (dataset, protocol, method), runs in group_runs(records, ["dataset", "protocol", "method"]):
+        mean, std = mean_std([100 * r["test"] for r in runs if r["test"] is not None])
+        epochs, _ = mean_std([r["best_epoch"] for r in runs if r.get("best_epoch") is not None])
         rows.append({"dataset": dataset, "protocol": protocol, "method": method, "seeds": len(runs),
                      "n_labels": runs[0]["n_labels"], "test_mean": mean, "test_std": std,
                      "best_valid_epoch_mean": epochs, "epochs_run": runs[0].get("epochs_run"),
-                     "wall_s_mean": _mean_std([r["wall_s"] for r in runs])[0]})
+                     "wall_s_mean": mean_std([r["wall_s"] for r in runs])[0]})
     return rows
 
 
 def _cell(mean: float | None, std: float | None) -> str:
+    """Hu et al.'s way: ``mean (std)`` in %, one decimal."""
     if mean is None:
         return "—"
     return f"{mean:.1f} ({std:.1f})" if std is not None else f"{mean:.1f}"
@@ -210,17 +225,16 @@ def _average(values: Sequence[float | None]) -> str:
 
 
 def to_markdown(result: dict[str, Any]) -> str:
+    """The report: molft's measured table, wall times, and Hu et al.'s Table 1 apart."""
     rows = result["rows"]
     datasets = result.get("datasets") or sorted({r["dataset"] for r in rows})
-    hardware = result["hardware"]
     lines = [
         "# MoleculeNet, full training sets: molft beside Hu et al. 2020",
         "",
         f"Command: `{result['command']}`",
         "",
         f"- Finished {result['finished']}; {result['executed_now']} run(s) executed by this invocation in "
-        f"{result['wall_s'] / 60:.1f} min; hardware: {hardware['cpu']}, {hardware['cpu_count']} cores, "
-        f"torch threads {hardware['torch_threads']}, GPU {hardware['gpu'] or 'none'}; device {result['device']}.",
+        f"{result['wall_s'] / 60:.1f} min; hardware: {hardware_text(result['hardware'])}; device {result['device']}.",
         f"- Test ROC-AUC (%), mean (sample std) over {result['seeds']} model seed(s); scaffold split (Hu et al. / OGB), "
         "every labelled training molecule.",
         "- `hu2020`: Adam 1e-3 all layers, no decay, constant rate, batch 32, dropout 0.5, plain BCE, "
@@ -240,64 +254,46 @@ def to_markdown(result: dict[str, Any]) -> str:
     if result.get("missing"):
         lines.append(f"- {result['missing']} run(s) not yet made (`--stop-after` or `--report-only`); "
                      "a cell with fewer seeds than asked says how many it has.")
-    lines += ["", "## Measured by molft", "",
-              "The last column averages a row over the datasets, when it has all of them (as Hu et al.'s Table 1 does).", "",
-              "| protocol | method | " + " | ".join(datasets) + " | mean |", "|---|---|" + "---:|" * (len(datasets) + 1)]
+    measured = []
     for protocol, method in sorted({(r["protocol"], r["method"]) for r in rows}):
         found = [next((r for r in rows if (r["dataset"], r["protocol"], r["method"]) == (d, protocol, method)), None)
                  for d in datasets]
-        cells = [_seeded_cell(row, result["seeds"]) if row else "—" for row in found]
-        lines.append(f"| {protocol} | {method} | " + " | ".join(cells) + f" | {_average([r and r['test_mean'] for r in found])} |")
-    lines += ["", "Mean wall time per run (s) and mean best-validation epoch:", "",
-              "| dataset | protocol | method | seeds | wall s | best valid epoch |", "|---|---|---|---:|---:|---:|"]
-    for row in rows:
-        epoch = "—" if row["best_valid_epoch_mean"] is None else f"{row['best_valid_epoch_mean']:.1f}"
-        lines.append(f"| {row['dataset']} | {row['protocol']} | {row['method']} | {row['seeds']} | "
-                     f"{row['wall_s_mean']:.0f} | {epoch} |")
-    lines += ["", "## Reference: Hu et al. 2020, Table 1 (their pretraining: 2M ZINC molecules, 100 epochs)", "",
-              "| Hu et al. row | " + " | ".join(datasets) + " | mean |", "|---|" + "---:|" * (len(datasets) + 1)]
-    for name, values in REFERENCE.items():
-        cells = [_cell(*values[d]) if d in values else "—" for d in datasets]
-        average = _average([values[d][0] if d in values else None for d in datasets])
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {average} |")
+        measured.append([protocol, method, *[_seeded_cell(row, result["seeds"]) if row else "—" for row in found],
+                         _average([r and r["test_mean"] for r in found])])
+    lines += ["", "## Measured by molft", "",
+              "The last column averages a row over the datasets, when it has all of them (as Hu et al.'s Table 1 does).", ""]
+    lines += markdown_table(["protocol", "method", *datasets, "mean"], measured, right_from=2)
+    timing = [[row["dataset"], row["protocol"], row["method"], str(row["seeds"]), f"{row['wall_s_mean']:.0f}",
+               "—" if row["best_valid_epoch_mean"] is None else f"{row['best_valid_epoch_mean']:.1f}"] for row in rows]
+    lines += ["", "Mean wall time per run (s) and mean best-validation epoch:", ""]
+    lines += markdown_table(["dataset", "protocol", "method", "seeds", "wall s", "best valid epoch"], timing, right_from=3)
+    reference = [[name, *[_cell(*values[d]) if d in values else "—" for d in datasets],
+                  _average([values[d][0] if d in values else None for d in datasets])] for name, values in REFERENCE.items()]
+    lines += ["", "## Reference: Hu et al. 2020, Table 1 (their pretraining: 2M ZINC molecules, 100 epochs)", ""]
+    lines += markdown_table(["Hu et al. row", *datasets, "mean"], reference)
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--protocols", default=",".join(PROTOCOLS))
-    parser.add_argument("--pretrained", default="attrmask,contextpred", help="shipped names or encoder directories")
+    parser.add_argument("--datasets", type=comma_list, default=list(DATASETS), help="registry names, comma-separated")
+    parser.add_argument("--seeds", type=int, default=10, help="model seeds 0..N-1 (the split is fixed)")
+    parser.add_argument("--protocols", type=comma_list, default=list(PROTOCOLS), help=f"comma-separated: {','.join(PROTOCOLS)}")
+    parser.add_argument("--pretrained", type=comma_list, default=["attrmask", "contextpred"],
+                        help="shipped names or encoder directories, comma-separated")
     parser.add_argument("--max-epochs", type=int, default=None, help="cap epochs (reported as a reduced run)")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--report-only", action="store_true", help="run nothing: report the recorded runs")
-    parser.add_argument("--add-runs", default="", metavar="FILE[,FILE]",
-                        help="first add the runs of these runs files that the results' runs file lacks")
-    parser.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
-                        help="start no new run after this many minutes, then report (rerun to continue)")
     parser.add_argument("--reuse-runs", default=str(RESULTS / "label_efficiency_runs.jsonl"), metavar="FILE",
                         help="label-efficiency runs file whose full-data runs stand for molft-protocol runs ('' = none)")
+    add_harness_arguments(parser, results_dir=RESULTS)
     args = parser.parse_args(argv)
-    exit_on_terminate()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    split = lambda text: [item for item in text.split(",") if item]  # noqa: E731
-    try:
-        if args.add_runs:
-            added = add_runs([Path(f) for f in split(args.add_runs)], Path(args.results_dir) / f"{NAME}_runs.jsonl")
-            print(f"added {added} run(s) from {args.add_runs}", file=sys.stderr)
-        result = run_benchmark(split(args.datasets), args.seeds, split(args.protocols), split(args.pretrained),
-                               args.max_epochs, args.device, args.data_dir, args.results_dir, not args.no_progress,
-                               report_only=args.report_only,
-                               stop_after_s=None if args.stop_after is None else args.stop_after * 60,
-                               reuse_runs=args.reuse_runs or None)
-    except InputError as error:
-        sys.exit(f"error: {error}")
+    with input_errors_exit():
+        start(args, runs_file=Path(args.results_dir) / f"{NAME}_runs.jsonl")
+        result = run_benchmark(
+            args.datasets, seeds=args.seeds, protocols=args.protocols, pretrained=args.pretrained,
+            max_epochs=args.max_epochs, device=args.device, data_dir=args.data_dir, results_dir=args.results_dir,
+            progress=not args.no_progress, command=command_line(NAME, argv), report_only=args.report_only,
+            stop_after_s=args.stop_after_s, reuse_runs=args.reuse_runs or None,
+        )
     print(to_markdown(result))
 
 

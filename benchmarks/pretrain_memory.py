@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.report import command_line, write_results
+from benchmarks.harness import command_line, hardware, hardware_text, write_results
 from molft.runtime import default_data_dir, run_metadata
 
 ZINC_FILES = ("zinc/moses_train.csv.gz", "zinc/moses_test.csv.gz", "zinc/moses_test_scaffolds.csv.gz")
@@ -108,7 +108,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Command: `{result['command']}`",
         "",
-        f"Corpus: {', '.join(ZINC_FILES)} joined, {result['molecules']:,} SMILES; {result['machine']}.",
+        f"Corpus: {', '.join(ZINC_FILES)} joined, {result['molecules']:,} SMILES; {hardware_text(result['hardware'])}, "
+        "CPU only.",
         "Each stage is its own process; *peak RSS* is its `ru_maxrss`, *largest child* that of its biggest",
         "worker process.",
         "",
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         **run_metadata(),
         "command": command_line("pretrain_memory", argv),
-        "machine": f"{os.cpu_count()} CPU cores, CPU only",
+        "hardware": {**hardware(), "torch_threads": args.threads},  # the stages' threads (OMP_NUM_THREADS)
         "molecules": molecules,
         "featurize": featurize,
         "pretrain": pretrain_runs,

@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from benchmarks.report import command_line, write_results
+from benchmarks.harness import command_line, hardware, hardware_text, write_results
 from molft.data.builtin import builtin_assay
 from molft.featurize.graph import featurize_many
 from molft.models.encoder import EncoderConfig, GINEncoder
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         "batch_size": args.batch_size,
         "steps_per_round": args.steps,
         "rounds": args.rounds,
-        "torch_threads": torch.get_num_threads(),
+        "hardware": hardware(),
         "skipped_objectives": skipped,
         "results": rows,
         "run": run_metadata(),
@@ -180,7 +180,7 @@ def _markdown(result: dict[str, Any]) -> str:
         f"Corpus: {result['corpus']}, {result['molecules']} molecules; encoder {encoder['num_layers']} layers x "
         f"{encoder['hidden_dim']} ({encoder['vocabulary']} vocabulary); batch {result['batch_size']}; "
         f"{result['steps_per_round']} timed steps per round, best of {result['rounds']}; "
-        f"torch threads {result['torch_threads']}; device {result['run'].get('cuda') or 'CPU'}.",
+        f"{hardware_text(result['hardware'])}.",
         "",
         "| device | objective | end to end | compute only | data only | pipeline share |",
         "|---|---|---:|---:|---:|---:|",

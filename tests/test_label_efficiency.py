@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 
 from benchmarks.baselines import chemprop_unavailable, fit_random_forest, morgan_fingerprints, run_chemprop
+from benchmarks.harness import add_runs, read_runs
 from benchmarks.label_efficiency import (
-    add_runs,
     effective_budgets,
     headline,
     labels_to_match,
-    read_runs,
     resolve_methods,
     run_benchmark,
 )
@@ -162,7 +161,7 @@ def test_budgets_capped_at_the_training_set_run_once() -> None:
 
 @pytest.mark.skipif(chemprop_unavailable() is None, reason="chemprop is installed here")
 def test_chemprop_is_skipped_with_a_message_when_absent() -> None:
-    methods, skipped = resolve_methods(["rf", "chemprop"], ["none"], None, EncoderConfig())
+    methods, skipped = resolve_methods(["rf", "chemprop"], pretrained=["none"])
     assert [m.name for m in methods] == ["rf"]
     assert "not installed" in skipped["chemprop"]
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from benchmarks import label_efficiency
-from benchmarks.label_efficiency import read_runs
+from benchmarks.harness import read_runs
 from benchmarks.moleculenet_hu2020 import REFERENCE, main, run_benchmark
 
 

@@ -69,7 +69,7 @@ def test_an_epoch_returns_the_mean_of_its_steps_logs():
     model = torch.nn.Linear(3, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # nothing moves: every step's loss is known
     batches = tiny_batches(3)
-    expected = [float(squared_error(model)(b)[0]) for b in batches]
+    expected = [float(squared_error(model)(b)[0].detach()) for b in batches]
     means = run_epoch(squared_error(model), batches, optimizer)
     assert means.means()["loss"] == pytest.approx(sum(expected) / 3)
     assert means.means()["double"] == pytest.approx(2 * sum(expected) / 3)
