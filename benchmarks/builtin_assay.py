@@ -44,13 +44,13 @@ def run_method(method: str, table: Path, work: Path, *, seeds: int, max_epochs: 
     """Fine-tune (or fit the forest) ``seeds`` times; per-seed test metrics and their mean ± std."""
     start = time.perf_counter()
     if method == "rf":
-        assay = load_assay(table, ["pIC50"], work / "rf-graphs", progress=False)
+        assay = load_assay(table, ["pIC50"], graphs_dir=work / "rf-graphs", progress=False)
         split = split_assay(assay, "scaffold")
         y = assay.dataset.y.numpy()
         features = morgan_fingerprints(assay.smiles)
         per_seed, tests = [], []
         for seed in range(seeds):
-            fitted = fit_random_forest(features, y, split, assay.task_type, seed)
+            fitted = fit_random_forest(features, y, split, task_type=assay.task_type, seed=seed)
             tests.append(fitted.test)
             per_seed.append({"seed": seed, "test": evaluate(y[split["test"]], fitted.test, assay.task_type)})
         ensemble = evaluate(y[split["test"]], np.mean(tests, axis=0), assay.task_type)

@@ -357,7 +357,8 @@ def run_baseline(data: BenchmarkDataset, method: Method, train: np.ndarray, *, s
     split = data.split(train)
     task_type = data.base.task_type
     if method.kind == "rf":
-        result = fit_random_forest(data.fingerprints(), data.y, split, task_type, seed, n_jobs=rf_jobs)
+        result = fit_random_forest(data.fingerprints(), data.y, split, task_type=task_type, seed=seed,
+                                   n_jobs=rf_jobs)
         info = {"best_epoch": None, "epochs_run": None, "model_seed": seed, "constant_tasks": len(result.info["constant_tasks"])}
     else:
         result = run_chemprop(data.base.smiles, data.y, split, task_type, seed, epochs=max_epochs or CHEMPROP_EPOCHS,

@@ -80,6 +80,7 @@ def fit_random_forest(
     features: np.ndarray,
     y: np.ndarray,
     split: dict[str, np.ndarray],
+    *,
     task_type: str,
     seed: int,
     n_estimators: int = RF_SETTINGS["n_estimators"],
@@ -139,7 +140,7 @@ def random_forest_metrics(
 ) -> dict[str, Any]:
     """The fixed Morgan-fingerprint forest (seed 0) fitted on ``split``, scored like a molft model:
     ``{"valid": metrics, "test": metrics, "settings": ...}``."""
-    fitted = fit_random_forest(morgan_fingerprints(smiles), y, split, task_type, seed=0)
+    fitted = fit_random_forest(morgan_fingerprints(smiles), y, split, task_type=task_type, seed=0)
     return {
         "valid": evaluate(y[split["valid"]], fitted.valid, task_type, targets),
         "test": evaluate(y[split["test"]], fitted.test, task_type, targets),

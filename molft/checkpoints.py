@@ -58,7 +58,7 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
 
 
 def save_encoder(
-    encoder: GINEncoder, directory: str | Path, extra: dict[str, Any] | None = None, overwrite: bool = False
+    encoder: GINEncoder, directory: str | Path, *, extra: dict[str, Any] | None = None, overwrite: bool = False
 ) -> Path:
     """Save an encoder as ``directory/config.json`` + ``directory/model.safetensors``.
 
@@ -79,7 +79,7 @@ def save_encoder(
 
 
 def save_model(
-    model: PropertyModel, directory: str | Path, extra: dict[str, Any] | None = None, overwrite: bool = False
+    model: PropertyModel, directory: str | Path, *, extra: dict[str, Any] | None = None, overwrite: bool = False
 ) -> Path:
     """Save a property model (encoder, pooling and head) as a model directory.
 

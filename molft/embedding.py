@@ -37,6 +37,7 @@ def embed(
     model: str | Path,
     table: str | Path,
     out: str | Path,
+    *,
     smiles_column: str | None = None,
     workers: int = 1,
     device: str | None = None,

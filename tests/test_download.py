@@ -41,19 +41,19 @@ def test_fetch_checks_the_checksum_and_keeps_nothing_wrong(server, tmp_path):
     good = hashlib.sha256(payload).hexdigest()
 
     with pytest.raises(InputError, match="expected 0000"):
-        fetch(f"{base}/a.csv", tmp_path / "got" / "a.csv", "0000" + good[4:], progress=False)
+        fetch(f"{base}/a.csv", tmp_path / "got" / "a.csv", sha256="0000" + good[4:], progress=False)
     assert not list((tmp_path / "got").iterdir())  # neither the file nor a .part is left
 
-    path = fetch(f"{base}/a.csv", tmp_path / "got" / "a.csv", good, progress=False)
+    path = fetch(f"{base}/a.csv", tmp_path / "got" / "a.csv", sha256=good, progress=False)
     assert path.read_bytes() == payload
     (root / "a.csv").unlink()  # a second call is served from the verified copy
-    assert fetch(f"{base}/a.csv", tmp_path / "got" / "a.csv", good, progress=False) == path
+    assert fetch(f"{base}/a.csv", tmp_path / "got" / "a.csv", sha256=good, progress=False) == path
 
 
 def test_fetch_says_what_to_do_when_the_server_cannot_be_reached(server, tmp_path):
     _, base = server
     with pytest.raises(InputError, match="could not download .*put the file at"):
-        fetch(f"{base}/missing.csv", tmp_path / "x.csv", None, progress=False)
+        fetch(f"{base}/missing.csv", tmp_path / "x.csv", sha256=None, progress=False)
     assert not (tmp_path / "x.csv").exists()
 
 

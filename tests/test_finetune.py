@@ -112,7 +112,7 @@ def test_frozen_mode_folds_the_linear_model_into_the_head(tmp_path, small_assay,
     for key, value in original.state_dict().items():  # instant mode leaves the encoder untouched
         assert torch.equal(value, model.encoder.state_dict()[key]), key
 
-    assay = load_assay(small_assay, ["pIC50"], tmp_path / "graphs", progress=False)
+    assay = load_assay(small_assay, ["pIC50"], graphs_dir=tmp_path / "graphs", progress=False)
     split = split_assay(assay)
     embeddings = predict_batches(model.embed, DataLoader(assay.dataset, batch_size=64))
     y = assay.dataset.y.numpy()
@@ -136,12 +136,12 @@ def test_masked_loss_ignores_missing_labels():
 
 def test_label_errors_are_clear(tmp_path, small_assay):
     with pytest.raises(InputError, match="no column 'potency'"):
-        load_assay(small_assay, ["potency"], tmp_path / "g1", progress=False)
+        load_assay(small_assay, ["potency"], graphs_dir=tmp_path / "g1", progress=False)
     single = tmp_path / "single.csv"
     single.write_text("smiles,active\nCCO,1\nCC,1\nCCC,\n")
     with pytest.raises(InputError, match="single class"):
-        load_assay(single, ["active"], tmp_path / "g2", task_type="classification", progress=False)
-    assay = load_assay(single, ["active"], tmp_path / "g3", task_type="regression", progress=False)
+        load_assay(single, ["active"], graphs_dir=tmp_path / "g2", task_type="classification", progress=False)
+    assay = load_assay(single, ["active"], graphs_dir=tmp_path / "g3", task_type="regression", progress=False)
     with pytest.raises(InputError, match="only 2 molecules have labels"):
         split_assay(assay)
 
@@ -151,7 +151,7 @@ def test_split_column_and_unknown_split(tmp_path, assay):
     table["fold"] = ["train"] * 30 + ["valid"] * 5 + ["test"] * 5
     path = tmp_path / "folds.csv"
     table.to_csv(path, index=False)
-    loaded = load_assay(path, ["pIC50"], tmp_path / "g", progress=False)
+    loaded = load_assay(path, ["pIC50"], graphs_dir=tmp_path / "g", progress=False)
     parts = split_assay(loaded, "fold")
     assert [len(parts[name]) for name in ("train", "valid", "test")] == [30, 5, 5]
     with pytest.raises(InputError, match="unknown split 'folds'"):
@@ -187,7 +187,7 @@ def test_cli_finetune_then_predict(tmp_path, small_assay, tiny_pretrained):
 
 
 def test_a_last_epoch_recipe_keeps_the_final_weights(small_assay, tiny_pretrained, tmp_path):
-    assay = load_assay(small_assay, ["active"], tmp_path / "graphs", progress=False)
+    assay = load_assay(small_assay, ["active"], graphs_dir=tmp_path / "graphs", progress=False)
     split = split_assay(assay)
     recipe = replace(HU2020_PROTOCOL, max_epochs=3, patience=3)
     log: list[dict] = []
@@ -220,7 +220,7 @@ def test_gradual_unfreezing_trains_only_the_head_in_the_first_epoch(small_assay,
     recipe = json.loads((tmp_path / "m" / "finetune.json").read_text())["recipe"]
     assert recipe["gradual_unfreezing"] and recipe["focal_gamma"] == 2.0
 
-    assay = load_assay(small_assay, ["active"], tmp_path / "graphs", progress=False)
+    assay = load_assay(small_assay, ["active"], graphs_dir=tmp_path / "graphs", progress=False)
     recipe = Recipe("test", encoder_lr=1e-3, head_lr=1e-3, max_epochs=2, gradual_unfreezing=True, select="last")
     model = new_member(tiny_pretrained, seed=0, num_tasks=1, vocabulary="ogb", recipe=recipe)
     model, _ = train_member(model, assay.dataset, split_assay(assay), task_type=assay.task_type, recipe=recipe, seed=0)

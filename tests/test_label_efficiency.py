@@ -208,6 +208,6 @@ def test_random_forest_predicts_every_task_on_its_labelled_rows(assay) -> None:
     y = np.stack([np.arange(60) % 2, np.full(60, np.nan)], axis=1).astype(float)
     y[:10, 1] = 1.0  # task 1: one class among its training labels -> a constant
     split = {"train": np.arange(40), "valid": np.arange(40, 50), "test": np.arange(50, 60)}
-    result = fit_random_forest(features, y, split, "classification", seed=0, n_estimators=20)
+    result = fit_random_forest(features, y, split, task_type="classification", seed=0, n_estimators=20)
     assert result.test.shape == (10, 2) and result.info["constant_tasks"] == [1]
     assert np.all(result.test[:, 1] == 1.0)

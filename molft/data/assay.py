@@ -47,6 +47,7 @@ class Assay:
 def load_assay(
     path: str | Path,
     targets: list[str],
+    *,
     graphs_dir: str | Path | None = None,
     smiles_column: str | None = None,
     task_type: str | None = None,
@@ -77,7 +78,8 @@ def load_assay(
     if path.is_dir():
         table = load_featurized(path)
     else:
-        report = featurize_file(path, graphs_dir, smiles_column, vocab, workers, overwrite=True, progress=progress)
+        report = featurize_file(path, graphs_dir, smiles_column=smiles_column, vocab=vocab, workers=workers,
+                                overwrite=True, progress=progress)
         table = load_featurized(report.output)
     dataset = table.dataset(targets)
     y = dataset.y.numpy()

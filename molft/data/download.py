@@ -41,11 +41,13 @@ def mirrored(url: str, mirror: str | None = None) -> str:
     return f"{mirror.rstrip('/')}/{parts.netloc}{parts.path}"
 
 
-def fetch(url: str, destination: str | Path, sha256: str | None, progress: bool = True, timeout: float = 60.0) -> Path:
+def fetch(
+    url: str, destination: str | Path, *, sha256: str | None, progress: bool = True, timeout: float = 60.0
+) -> Path:
     """Download ``url`` to ``destination`` unless a file with the right checksum is already there.
 
-    The bytes go to ``destination.part`` and are renamed into place only once their sha256
-    matches; a failed or wrong download leaves nothing at ``destination``.
+    The bytes go to a temporary file beside ``destination`` (:func:`molft.io.atomic_write`) and
+    are renamed into place only once their sha256 matches; a failed or wrong download leaves nothing at ``destination``.
 
     Args:
         url: the address (rewritten by ``$MOLFT_DOWNLOAD_MIRROR`` when set).

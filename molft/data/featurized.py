@@ -108,6 +108,7 @@ def default_output(path: str | Path) -> Path:
 def featurize_file(
     path: str | Path,
     output: str | Path | None = None,
+    *,
     smiles_column: str | None = None,
     vocab: str | Vocabulary = OGB,
     workers: int = 1,

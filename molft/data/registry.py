@@ -84,7 +84,7 @@ def list_datasets(data_dir: str | Path | None = None) -> list[DatasetStatus]:
 
 
 def dataset_path(
-    name: str, data_dir: str | Path | None = None, download: bool = False, cache_dir: str | Path | None = None
+    name: str, data_dir: str | Path | None = None, *, download: bool = False, cache_dir: str | Path | None = None
 ) -> Path:
     """The dataset's file: in the data directory (``info.file``, or the same name without ``.gz``),
     else a copy downloaded earlier, else (with ``download``) fetched now from ``info.download_url``.
@@ -114,7 +114,7 @@ def dataset_path(
         if downloaded.is_file():
             return downloaded
         if download:
-            return fetch(info.download_url, downloaded, info.download_sha256)
+            return fetch(info.download_url, downloaded, sha256=info.download_sha256)
         looked.append(str(downloaded))
     raise InputError(
         f"{info.name}: no file ({'; '.join(looked)}). Put {info.file} under a data directory (--data-dir DIR "
@@ -278,6 +278,7 @@ class LoadedDataset:
 def load_dataset(
     name: str,
     data_dir: str | Path | None = None,
+    *,
     vocab: str | Vocabulary = OGB,
     split: str = "scaffold",
     split_seed: int = 0,
@@ -318,7 +319,7 @@ def load_dataset(
     split_column = split[len("column:") :] if split.startswith("column:") else None
     if split not in ("scaffold", "random") and not split_column:
         raise InputError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-    path = dataset_path(info.name, data_dir, download, cache_dir)
+    path = dataset_path(info.name, data_dir, download=download, cache_dir=cache_dir)
     sha256 = file_sha256(path)
     if info.sha256 is not None and sha256 != info.sha256:
         logger.warning("%s: sha256 %s differs from the known copy's %s", path, sha256, info.sha256)

@@ -237,6 +237,7 @@ def label_budgets(
     train_indices: Sequence[int] | np.ndarray,
     y: np.ndarray,
     budgets: Sequence[int] = DEFAULT_BUDGETS,
+    *,
     seed: int = 0,
     task_type: str | None = None,
 ) -> dict[int, np.ndarray]:

@@ -439,6 +439,7 @@ def _featurize_in_worker(chunk: list[str]) -> tuple[GraphArrays, list[int], list
 def featurize_many(
     smiles: Iterable[str],
     vocab: str | Vocabulary = OGB,
+    *,
     workers: int = 1,
     progress: bool = False,
     chunk_size: int = 2048,

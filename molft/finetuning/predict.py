@@ -105,6 +105,7 @@ def predict(
     model_dir: str | Path,
     table: str | Path,
     out: str | Path | None = None,
+    *,
     smiles_column: str | None = None,
     workers: int = 1,
     device: str | None = None,

@@ -150,7 +150,7 @@ def finetune(
         **overrides, "encoder_config": encoder_config.to_dict() if encoder_config else None,
     }
     progress_dir = _start_progress(out / PROGRESS_DIR, request, resume=resume)
-    assay = load_assay(table, targets, out / "graphs", smiles_column, task_type,
+    assay = load_assay(table, targets, graphs_dir=out / "graphs", smiles_column=smiles_column, task_type=task_type,
                        vocab=_vocabulary_of(pretrained_dir), workers=workers, progress=progress)
     split_indices = split_assay(assay, split, split_seed)
     recipe = apply_overrides(choose_recipe(len(split_indices["train"]), pretrained=pretrained_dir is not None),

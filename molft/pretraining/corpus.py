@@ -52,7 +52,7 @@ def _featurized_directory(
         if _cached_corpus_matches(featurized, corpus, vocab):
             logger.info("reusing the featurized corpus %s", featurized)
         else:
-            featurize_file(corpus, featurized, smiles_column, vocab, workers=workers, progress=progress,
+            featurize_file(corpus, featurized, smiles_column=smiles_column, vocab=vocab, workers=workers, progress=progress,
                            overwrite=True)
     if world > 1:
         import torch.distributed as dist
