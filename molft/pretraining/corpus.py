@@ -18,22 +18,23 @@ from molft.runtime import default_cache_dir
 logger = logging.getLogger(__name__)
 
 
-def corpus_cache_path(table: Path, vocabulary: str, cache_dir: Path | None = None) -> Path:
+def corpus_cache_path(table: Path, vocabulary: str, cache_dir: Path | None = None, *, sha256: str | None = None) -> Path:
     """Where a SMILES table is featurized once for pretraining, keyed by its content hash and vocabulary.
 
     ``<cache>/corpora/<file name>-<sha256[:16]>-<vocabulary>.graphs`` (cache: ``$MOLFT_CACHE_DIR`` or
     ``~/.cache/molft``), so every run on the same file and vocabulary shares one featurization.
+    ``sha256``: the table's digest when the caller has it already (hashing a corpus takes a while).
     """
-    digest = file_sha256(table)[:16]
+    digest = (sha256 or file_sha256(table))[:16]
     return (cache_dir or default_cache_dir()) / "corpora" / f"{table.name}-{digest}-{vocabulary}.graphs"
 
 
-def _cached_corpus_matches(featurized: Path, table: Path, vocabulary: str) -> bool:
-    """A complete featurization (``meta.json`` is written last) of this very file with this vocabulary."""
+def _cached_corpus_matches(featurized: Path, sha256: str, vocabulary: str) -> bool:
+    """A complete featurization (``meta.json`` is written last) of the file with this digest and vocabulary."""
     if not (featurized / META).is_file():
         return False
     meta = json.loads((featurized / META).read_text())
-    return meta.get("source_sha256") == file_sha256(table) and meta.get("vocabulary") == vocabulary
+    return meta.get("source_sha256") == sha256 and meta.get("vocabulary") == vocabulary
 
 
 def _featurized_directory(
@@ -47,9 +48,10 @@ def _featurized_directory(
     if corpus.is_dir():
         return corpus
     vocab = vocabulary or "ogb"
-    featurized = corpus_cache_path(corpus, vocab)
+    sha256 = file_sha256(corpus)  # once: it names the cache entry and checks it
+    featurized = corpus_cache_path(corpus, vocab, sha256=sha256)
     if rank == 0:
-        if _cached_corpus_matches(featurized, corpus, vocab):
+        if _cached_corpus_matches(featurized, sha256, vocab):
             logger.info("reusing the featurized corpus %s", featurized)
         else:
             featurize_file(corpus, featurized, smiles_column=smiles_column, vocab=vocab, workers=workers, progress=progress,

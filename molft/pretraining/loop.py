@@ -69,7 +69,8 @@ class PretrainConfig:
 
     Attributes:
         corpus: the corpus as given (featurized directory or SMILES table), or the list of its parts.
-        objectives: names and weights, e.g. ``"attr_masking:1.0"`` (normalized to that form).
+        objectives: names and weights, e.g. ``"attr_masking:1.0"`` or ``{"attr_masking": 1.0}``
+            (stored in the first form).
         objective_options: name -> that objective's keyword options.
         encoder: the :class:`~molft.models.EncoderConfig` as a dict (its vocabulary is the
             corpus's when not given).
@@ -94,7 +95,7 @@ class PretrainConfig:
     """
 
     corpus: str | list[str]
-    objectives: str = "attr_masking:1"
+    objectives: str | Mapping[str, float] = "attr_masking:1"
     objective_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     encoder: dict[str, Any] = field(default_factory=dict)
     epochs: int = 100
@@ -244,7 +245,7 @@ def pretrain(
         raise InputError("no corpus given")
     config = PretrainConfig(
         corpus=str(parts[0]) if len(parts) == 1 else [str(part) for part in parts],
-        objectives=objectives if isinstance(objectives, str) else format_objectives(parse_objectives(objectives)),
+        objectives=objectives,
         objective_options={k: dict(v) for k, v in (objective_options or {}).items()},
         encoder=encoder.to_dict() if isinstance(encoder, EncoderConfig) else dict(encoder or {}),
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule,
