@@ -106,15 +106,16 @@ def example_data(
 def pretrain(
     corpus: Annotated[list[Path], typer.Argument(help="Featurized directory ('molft featurize') or a SMILES table; several are the parts of one corpus, joined in order.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory: logs, checkpoints, encoder/.")],
-    objectives: Annotated[str, typer.Option(help="Objectives with weights, e.g. 'attr_masking,context_prediction:0.5'.")] = "attr_masking",
+    objectives: Annotated[str, typer.Option(help="Objectives with weights, e.g. 'attr_masking,context_prediction:0.5'; graph-level: descriptors, fingerprint, supervised (a labelled corpus).")] = "attr_masking",
+    init: Annotated[str | None, typer.Option(help="Start from this encoder (a shipped name or a directory): a second pretraining stage.")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the corpus.")] = 100,
     batch_size: Annotated[int, typer.Option(min=1, help="Graphs per step (over all processes).")] = 256,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
     lr_schedule: Annotated[str, typer.Option(help="'constant' (Hu et al.) or 'cosine'.")] = "constant",
     warmup_steps: Annotated[int, typer.Option(min=0, help="Warmup steps of the cosine schedule.")] = 0,
     vocab: Annotated[str | None, typer.Option(help="Encoder vocabulary (default: the corpus's).")] = None,
-    num_layers: Annotated[int, typer.Option(min=1, help="GIN layers.")] = 5,
-    hidden_dim: Annotated[int, typer.Option(min=1, help="Embedding width.")] = 300,
+    num_layers: Annotated[int | None, typer.Option(min=1, help="GIN layers (default 5, or the --init encoder's).")] = None,
+    hidden_dim: Annotated[int | None, typer.Option(min=1, help="Embedding width (default 300, or the --init encoder's).")] = None,
     max_molecules: Annotated[int | None, typer.Option(min=1, help="Use only the first N molecules.")] = None,
     checkpoint_every_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (and every epoch).")] = 1000,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.")] = False,
@@ -123,12 +124,14 @@ def pretrain(
     loader_workers: Annotated[int, typer.Option(min=0, help="Data-loader processes.")] = 0,
     workers: Workers = 1,
 ) -> None:
-    """Pretrain a GIN encoder without labels (attribute masking, context prediction, GraphMAE)."""
+    """Pretrain a GIN encoder: node-level objectives (attribute masking, context prediction, GraphMAE) and
+    graph-level targets (computed descriptors and fingerprints, or the corpus's labels), combined by weight."""
     from molft.pretraining.loop import pretrain as run_pretrain
 
-    encoder = {"num_layers": num_layers, "hidden_dim": hidden_dim, **({"vocabulary": vocab} if vocab else {})}
+    given = {"num_layers": num_layers, "hidden_dim": hidden_dim, "vocabulary": vocab}
+    encoder = {key: value for key, value in given.items() if value is not None}
     result = run_pretrain(
-        corpus=corpus[0] if len(corpus) == 1 else corpus, out=out, objectives=objectives, epochs=epochs,
+        corpus=corpus[0] if len(corpus) == 1 else corpus, out=out, objectives=objectives, init=init, epochs=epochs,
         batch_size=batch_size, lr=lr, encoder=encoder, lr_schedule=lr_schedule, warmup_steps=warmup_steps,
         max_molecules=max_molecules, checkpoint_every_steps=checkpoint_every_steps, resume=resume, device=device,
         seed=seed, num_workers=loader_workers, featurize_workers=workers,

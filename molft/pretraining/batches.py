@@ -8,7 +8,7 @@ size or the step a run resumed from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -58,20 +58,34 @@ def steps_per_epoch(num_graphs: int, batch_size: int, world_size: int = 1) -> in
 
 
 class EpochDataset(torch.utils.data.Dataset):
-    """Graph ``i`` of epoch ``epoch``, transformed with a generator seeded by ``(seed, epoch, i)``."""
+    """Graph ``i`` of epoch ``epoch``, transformed with a generator seeded by ``(seed, epoch, i)``.
 
-    def __init__(self, graphs: GraphArrays, transform: Callable[[Data, torch.Generator], Data], seed: int) -> None:
+    ``targets``: attribute name -> [num_graphs, k] array; graph ``i`` gets row ``i`` as a
+    ``[1, k]`` tensor under that name (graph-level targets, batched to ``[num_graphs, k]``).
+    """
+
+    def __init__(
+        self, graphs: GraphArrays, transform: Callable[[Data, torch.Generator], Data], seed: int,
+        targets: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         self.graphs = graphs
         self.transform = transform
         self.seed = seed
         self.epoch = 0
+        self.targets = dict(targets or {})
+        for name, values in self.targets.items():
+            if len(values) != len(graphs):
+                raise ValueError(f"targets {name!r} has {len(values)} rows for {len(graphs)} graphs")
 
     def __len__(self) -> int:
         return len(self.graphs)
 
     def __getitem__(self, index: int) -> Data:
         generator = torch.Generator().manual_seed(_mix(self.seed, self.epoch, index))
-        return self.transform(self.graphs[index], generator)
+        graph = self.graphs[index]
+        for name, values in self.targets.items():
+            graph[name] = torch.from_numpy(np.ascontiguousarray(values[index : index + 1]))
+        return self.transform(graph, generator)
 
 
 def _collate(items: list[Data]) -> Batch:

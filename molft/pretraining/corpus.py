@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from molft.data.featurized import META, featurize_file, file_sha256, load_featurized
 from molft.errors import InputError
@@ -61,6 +63,85 @@ def _featurized_directory(
 
         dist.barrier()
     return featurized
+
+
+def _part_infos(corpus_info: dict[str, Any]) -> list[dict[str, Any]]:
+    return corpus_info["parts"] if "parts" in corpus_info else [corpus_info]
+
+
+def label_columns(featurized: str | Path, max_graphs: int | None = None) -> tuple[list[str], np.ndarray]:
+    """The numeric label columns of a featurized table (every carried column but the SMILES
+    whose non-empty cells are all numbers) and their values, [num_graphs, num_labels] float32
+    with NaN for empty cells."""
+    table = load_featurized(featurized, text=True, max_graphs=max_graphs)
+    names, values = [], []
+    for name in table.columns.columns:
+        if name == table.meta["smiles_column"]:
+            continue
+        text = table.columns[name].str.strip()
+        numbers = pd.to_numeric(text.where(text != "", None), errors="coerce")
+        if (numbers.isna() & (text != "")).any():
+            continue  # an id or name column
+        names.append(name)
+        values.append(numbers.to_numpy(dtype=np.float32))
+    count = len(table.graphs) if max_graphs is None else min(max_graphs, len(table.graphs))
+    array = np.stack(values, axis=1)[:count] if values else np.zeros((count, 0), dtype=np.float32)
+    return names, array
+
+
+def corpus_targets(
+    corpus_info: dict[str, Any],
+    sources: Iterable[str],
+    *,
+    count: int,
+    workers: int = 1,
+    rank: int = 0,
+    world: int = 1,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """The per-molecule arrays the objectives read, for the first ``count`` graphs of the corpus.
+
+    Args:
+        corpus_info: :func:`load_corpus`'s description of the corpus.
+        sources: molecule-feature specs (computed once and cached beside each part's graphs by
+            :func:`~molft.data.features.table_features`; rank 0 computes, the others wait and
+            read) and/or ``"labels"`` (the parts' numeric label columns, which must be the same
+            in every part).
+        count: graphs in the training corpus.
+
+    Raises:
+        InputError: ``"labels"`` asked of a corpus without label columns, or parts whose label
+            columns differ.
+    """
+    from molft.data.features import table_features
+
+    out: dict[str, np.ndarray] = {}
+    for source in dict.fromkeys(sources):
+        arrays, names_seen, remaining = [], None, count
+        for part in _part_infos(corpus_info):
+            if remaining <= 0:
+                break
+            if source == "labels":
+                names, values = label_columns(part["featurized"], max_graphs=remaining)
+                if not names:
+                    raise InputError(f"{part['corpus']}: no numeric label columns for the supervised objective")
+                if names_seen is not None and names != names_seen:
+                    raise InputError(f"{part['corpus']}: its label columns differ from the first part's")
+                names_seen = names
+            else:
+                if rank == 0:
+                    values = table_features(part["featurized"], source, max_graphs=remaining, workers=workers,
+                                            progress=progress)
+                if world > 1:
+                    import torch.distributed as dist
+
+                    dist.barrier()
+                if rank != 0:
+                    values = table_features(part["featurized"], source, max_graphs=remaining)
+            arrays.append(values)
+            remaining -= len(values)
+        out[source] = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+    return out
 
 
 def load_corpus(

@@ -49,7 +49,7 @@ from molft.io import append_jsonl, write_json_atomic
 from molft.models.encoder import EncoderConfig, GINEncoder
 from molft.pretraining import rundir
 from molft.pretraining.batches import EpochDataset, epoch_batches, make_loader, steps_per_epoch
-from molft.pretraining.corpus import load_corpus
+from molft.pretraining.corpus import corpus_targets, load_corpus
 from molft.pretraining.objectives import ObjectiveSet
 from molft.pretraining.registry import build_objectives, format_objectives, parse_objectives
 from molft.runtime import resolve_device, rng_state, run_metadata, seed_everything, set_rng_state
@@ -69,6 +69,8 @@ class PretrainConfig:
 
     Attributes:
         corpus: the corpus as given (featurized directory or SMILES table), or the list of its parts.
+        init: an encoder directory to start from (a second stage, e.g. graph-level targets after a
+            node-level objective), or None for a freshly initialized encoder.
         objectives: names and weights, e.g. ``"attr_masking:1.0"`` or ``{"attr_masking": 1.0}``
             (stored in the first form).
         objective_options: name -> that objective's keyword options.
@@ -95,6 +97,7 @@ class PretrainConfig:
     """
 
     corpus: str | list[str]
+    init: str | None = None
     objectives: str | Mapping[str, float] = "attr_masking:1"
     objective_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     encoder: dict[str, Any] = field(default_factory=dict)
@@ -195,6 +198,7 @@ def pretrain(
     warmup_steps: int = 0,
     max_grad_norm: float | None = None,
     max_molecules: int | None = None,
+    init: str | Path | None = None,
     smiles_column: str | None = None,
     checkpoint_every_steps: int = 1000,
     log_every_steps: int = 50,
@@ -220,7 +224,11 @@ def pretrain(
             on several machines), joined in the order given.
         out: the run directory (created).
         encoder: the encoder's config, or a dict of its options (``{"num_layers": 5,
-            "hidden_dim": 300}``); a dict without ``vocabulary`` takes the corpus's.
+            "hidden_dim": 300}``); a dict without ``vocabulary`` takes the corpus's. With
+            ``init``, the architecture is the initial encoder's (options given must agree).
+        init: start from this pretrained encoder directory (a shipped name such as ``"attrmask"``
+            or a path): Hu et al.'s two stages are two calls. Its own pretraining record is kept
+            in the new encoder's ``config.json`` (``pretraining.init``).
         smiles_column: the SMILES column of a raw table (detected when None).
         resume: continue from ``out/checkpoint``; without a checkpoint, start from scratch.
         featurize_workers: processes for featurizing a raw corpus.
@@ -243,11 +251,16 @@ def pretrain(
     parts = [Path(corpus)] if isinstance(corpus, (str, Path)) else [Path(part) for part in corpus]
     if not parts:
         raise InputError("no corpus given")
+    encoder_options = encoder.to_dict() if isinstance(encoder, EncoderConfig) else dict(encoder or {})
+    init_record = None
+    if init is not None:
+        init, init_record, encoder_options = _initial_encoder(init, encoder_options)
     config = PretrainConfig(
         corpus=str(parts[0]) if len(parts) == 1 else [str(part) for part in parts],
+        init=None if init is None else str(init),
         objectives=objectives,
         objective_options={k: dict(v) for k, v in (objective_options or {}).items()},
-        encoder=encoder.to_dict() if isinstance(encoder, EncoderConfig) else dict(encoder or {}),
+        encoder=encoder_options,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule,
         warmup_steps=warmup_steps, max_grad_norm=max_grad_norm, max_molecules=max_molecules, seed=seed,
         sync_batch_norm=sync_batch_norm, num_workers=num_workers, device=device, log_every_steps=log_every_steps,
@@ -275,10 +288,45 @@ def pretrain(
         encoder_options = {"vocabulary": corpus_info["vocabulary"], **config.encoder}
         config = replace(config, encoder=EncoderConfig.from_dict(encoder_options).to_dict())
         return _train(config, graphs, corpus_info, out, resume=resume, rank=rank, world=world, device=run_device,
-                      stop_after_steps=stop_after_steps, started=started)
+                      stop_after_steps=stop_after_steps, started=started, featurize_workers=featurize_workers,
+                      init_record=init_record)
     finally:
         if created_group:
             dist.destroy_process_group()
+
+
+def _initial_encoder(init: str | Path, given: dict[str, Any]) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """The initial encoder's directory, its config (with its pretraining record), and the
+    encoder options of the new run (the initial encoder's architecture)."""
+    from molft.checkpoints import load_encoder
+    from molft.pretrained import resolve_pretrained
+
+    path = resolve_pretrained(init)
+    if path is None:
+        raise InputError("init 'none' names no encoder; leave init out to start from a fresh encoder")
+    record = load_encoder(path)[1]
+    architecture = dict(record["encoder"])
+    conflicts = sorted(k for k, v in given.items() if architecture.get(k, v) != v or k not in architecture)
+    if conflicts:
+        raise InputError(
+            f"init encoder {path} has {', '.join(f'{k}={architecture.get(k)!r}' for k in conflicts)}, "
+            f"but {', '.join(f'{k}={given[k]!r}' for k in conflicts)} was asked; leave the encoder options out "
+            "when starting from an encoder"
+        )
+    return path, record, architecture
+
+
+def _attach_targets(
+    objectives: ObjectiveSet, corpus_info: dict[str, Any], count: int, *, workers: int, rank: int, world: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """``<name>_y`` -> the prepared per-graph targets of every objective that reads some."""
+    sources = objectives.target_sources()
+    if not sources:
+        return {}
+    raw = corpus_targets(corpus_info, sources.values(), count=count, workers=workers, rank=rank, world=world,
+                         progress=progress)
+    return {f"{name}_y": objectives.objectives[name].prepare_targets(raw[source]) for name, source in sources.items()}
 
 
 @dataclass
@@ -292,13 +340,20 @@ class _Position:
 
 def _train(
     config: PretrainConfig, graphs: Any, corpus_info: dict[str, Any], out: Path, *, resume: bool, rank: int,
-    world: int, device: torch.device, stop_after_steps: int | None, started: float,
+    world: int, device: torch.device, stop_after_steps: int | None, started: float, featurize_workers: int = 1,
+    init_record: dict[str, Any] | None = None,
 ) -> PretrainResult:
     lead = rank == 0
     seed_everything(config.seed)
     encoder_config = EncoderConfig.from_dict(config.encoder)
     encoder = GINEncoder(encoder_config)
+    if config.init is not None:
+        from molft.checkpoints import load_encoder
+
+        encoder.load_state_dict(load_encoder(config.init)[0].state_dict())
     objectives = build_objectives(config.objectives, encoder_config, config.objective_options)
+    targets = _attach_targets(objectives, corpus_info, len(graphs), workers=featurize_workers, rank=rank, world=world,
+                              progress=config.progress and lead)
     model = PretrainModel(encoder, objectives).to(device)
     if world > 1 and config.sync_batch_norm:
         model = convert_batch_norm(model)
@@ -340,7 +395,7 @@ def _train(
         trainer = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     trainer.train()
 
-    dataset = EpochDataset(graphs, model.objectives.transform, config.seed)
+    dataset = EpochDataset(graphs, model.objectives.transform, config.seed, targets=targets)
     window = RunningMeans()
     window_started = time.perf_counter()
     stopped = False
@@ -413,6 +468,8 @@ def _train(
             "max_grad_norm": config.max_grad_norm, "seed": config.seed, "world_size": world,
             "final_losses": last_epoch_means,
         }
+        if init_record is not None:
+            pretraining["init"] = {"path": config.init, "pretraining": init_record.get("extra", {}).get("pretraining")}
         rundir.save_final_encoder(model.encoder, encoder_dir, pretraining)
         if (out / rundir.LOG).is_file():
             rundir.plot_losses(out / rundir.LOG, out / rundir.PLOT)

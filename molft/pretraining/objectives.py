@@ -105,6 +105,17 @@ class Objective(nn.Module):
         """
         raise NotImplementedError
 
+    def target_source(self) -> str | None:
+        """What the objective reads per molecule besides the graph: a molecule-feature spec
+        (``"rdkit2d"``, computed once per corpus and cached), ``"labels"`` (the corpus's label
+        columns), or None (the graph alone; the default)."""
+        return None
+
+    def prepare_targets(self, raw: Any) -> Any:
+        """Training targets from the raw per-molecule array of :meth:`target_source` (a pure
+        function of the whole array; the loop attaches row ``i`` to graph ``i`` as ``<name>_y``)."""
+        return raw
+
 
 def node_dim(config: EncoderConfig) -> int:
     """Width of the node embeddings a :class:`~molft.models.GINEncoder` with ``config`` returns."""
@@ -130,6 +141,28 @@ def world_mean(values: Tensor) -> Tensor:
     if float(count) == 0:
         return values.sum() * 0.0
     return values.sum() * (world / count)
+
+
+class SharedForward:
+    """An encoder that remembers its outputs by input tensors, for the objectives of one step.
+
+    Calls with the very same ``(x, edge_index, edge_attr)`` tensor objects return the first
+    call's output (autograd handles a tensor used by several losses); any other attribute is the
+    encoder's own.
+    """
+
+    def __init__(self, encoder: nn.Module) -> None:
+        self.encoder = encoder
+        self._outputs: dict[tuple[int, ...], tuple[tuple[Tensor, ...], Tensor]] = {}
+
+    def __call__(self, *inputs: Tensor) -> Tensor:
+        key = tuple(id(t) for t in inputs)
+        if key not in self._outputs:
+            self._outputs[key] = (inputs, self.encoder(*inputs))  # holding the inputs keeps their ids unique
+        return self._outputs[key][1]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.encoder, name)
 
 
 class ObjectiveSet(nn.Module):
@@ -167,12 +200,22 @@ class ObjectiveSet(nn.Module):
             out = objective.transform(out, generator)
         return out
 
+    def target_sources(self) -> dict[str, str]:
+        """Objective name -> what it reads per molecule (see :meth:`Objective.target_source`)."""
+        sources = {name: o.target_source() for name, o in self.objectives.items()}
+        return {name: source for name, source in sources.items() if source is not None}
+
     def loss(self, encoder: nn.Module, batch: Data) -> tuple[Tensor, dict[str, float]]:
-        """Weighted sum of the objectives' losses, and their logs under ``name/key``."""
+        """Weighted sum of the objectives' losses, and their logs under ``name/key``.
+
+        The encoder runs once per distinct input: objectives that read the same graph tensors
+        (the clean graph, for the graph-level targets) share one forward pass.
+        """
         total: Tensor | None = None
         logs: dict[str, float] = {}
+        shared = SharedForward(encoder)
         for name, objective in self.objectives.items():
-            loss, parts = objective.loss(encoder, batch)
+            loss, parts = objective.loss(shared, batch)
             total = loss * self.weights[name] if total is None else total + loss * self.weights[name]
             logs.update({f"{name}/{key}": value for key, value in parts.items()})
         assert total is not None  # an ObjectiveSet always holds one objective at least

@@ -13,11 +13,18 @@ from typing import Any
 from molft.errors import InputError
 from molft.models.encoder import EncoderConfig
 from molft.pretraining.context import ContextPrediction
+from molft.pretraining.graph_targets import DescriptorRegression, FingerprintPrediction, SupervisedLabels
 from molft.pretraining.masking import AttrMasking, GraphMAE
 from molft.pretraining.objectives import Objective, ObjectiveSet
 
 #: name -> objective class (each class's ``name``).
-OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (AttrMasking, GraphMAE, ContextPrediction)}
+OBJECTIVES: dict[str, type[Objective]] = {
+    cls.name: cls
+    for cls in (
+        AttrMasking, GraphMAE, ContextPrediction,  # node level
+        DescriptorRegression, FingerprintPrediction, SupervisedLabels,  # graph level
+    )
+}
 
 
 def parse_objectives(spec: str | Mapping[str, float] | Iterable[str]) -> dict[str, float]:
