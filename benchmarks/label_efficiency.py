@@ -59,7 +59,10 @@ from molft.data.registry import LoadedDataset, load_dataset
 from molft.data.splits import DEFAULT_BUDGETS, label_budgets
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, evaluate, higher_is_better, mean_std
+from molft.featurize.molecule import molecule_features
+from molft.finetuning.choice import choose_model
 from molft.finetuning.frozen import fit_frozen_member
+from molft.finetuning.trees import BOOSTED_SETTINGS, TREE_KINDS, feature_matrix, fit_tree_member
 from molft.finetuning.recipe import Recipe, TargetScaler, choose_recipe
 from molft.finetuning.member import new_member, predict_scores, train_member
 from molft.models.encoder import EncoderConfig
@@ -89,7 +92,9 @@ from benchmarks.harness import (
 )
 
 NAME = "label_efficiency"
-KINDS = ("pretrained", "frozen", "scratch", "rf", "chemprop")
+KINDS = ("pretrained", "frozen", "scratch", "rf", "chemprop", "auto", "auto-scratch", "boosted")
+#: kinds that train a GNN (``auto``: molft's default model, a GNN beside fingerprint members)
+GNN_KINDS = ("pretrained", "frozen", "scratch", "auto", "auto-scratch")
 #: label counts at which the pretrained model is compared with from-scratch training
 REFERENCE_BUDGETS = (100, 1000)
 #: chemprop's epoch cap and patience: those of molft's from-scratch recipe
@@ -138,6 +143,7 @@ class BenchmarkDataset:
     train: np.ndarray
     budgets: dict[int, int]
     _fingerprints: np.ndarray | None = field(default=None, repr=False)
+    _molecule_arrays: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def base(self) -> LoadedDataset:
@@ -152,6 +158,13 @@ class BenchmarkDataset:
         if self._fingerprints is None:
             self._fingerprints = morgan_fingerprints(self.base.smiles, RF_SETTINGS["radius"], RF_SETTINGS["n_bits"])
         return self._fingerprints
+
+    def molecule_arrays(self) -> dict[str, np.ndarray]:
+        """The fingerprint members' features of every molecule (computed once, two processes)."""
+        if self._molecule_arrays is None:
+            specs = sorted({spec for kind in TREE_KINDS.values() for spec in kind.features})
+            self._molecule_arrays = molecule_features(self.base.smiles, specs, workers=2).arrays
+        return self._molecule_arrays
 
     def subsets(self, seed: int) -> dict[int, np.ndarray]:
         """Requested budget -> the training indices of that budget for ``seed`` (nested)."""
@@ -252,7 +265,7 @@ def resolve_methods(
         raise InputError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(KINDS)}")
     skipped: dict[str, str] = {}
     encoders: list[tuple[Path, EncoderConfig, str]] = []
-    if {"pretrained", "frozen", "scratch"} & set(kinds):  # scratch copies the first encoder's architecture
+    if {"pretrained", "frozen", "scratch", "auto", "auto-scratch"} & set(kinds):  # scratch copies the first encoder's
         directories = []
         missing_default = None
         for spec in pretrained:
@@ -263,7 +276,7 @@ def resolve_methods(
                     raise
                 missing_default = f"no pretrained encoder: {error}"
         directories = [d for d in directories if d is not None]
-        for kind in ("pretrained", "frozen"):
+        for kind in ("pretrained", "frozen", "auto"):
             if kind not in kinds:
                 continue
             if not directories:
@@ -279,14 +292,18 @@ def resolve_methods(
     for kind in kinds:
         if kind in skipped:
             continue
-        if kind in ("pretrained", "frozen"):
+        if kind in ("pretrained", "frozen", "auto"):
             for (directory, config, digest), name in zip(encoders, names):
-                settings = f"encoder={digest}" + (f";{epochs}" if kind == "pretrained" else "")
+                settings = f"encoder={digest}" + (f";{epochs}" if kind != "frozen" else "")
+                settings += f";{ENSEMBLE_SETTINGS}" if kind == "auto" else ""
                 methods.append(Method(f"{kind}:{name}", kind, directory, config, settings))
-        elif kind == "scratch":
+        elif kind in ("scratch", "auto-scratch"):
             architecture = encoders[0][1] if encoders else (scratch_encoder or EncoderConfig())
             arch = f"{architecture.num_layers}x{architecture.hidden_dim}-{architecture.vocabulary}-jk={architecture.jk}"
-            methods.append(Method("scratch", kind, None, architecture, f"arch={arch};{epochs}"))
+            settings = f"arch={arch};{epochs}" + (f";{ENSEMBLE_SETTINGS}" if kind == "auto-scratch" else "")
+            methods.append(Method(kind, kind, None, architecture, settings))
+        elif kind == "boosted":
+            methods.append(Method("boosted", kind, settings=f"lightgbm={_settings_digest()}"))
         elif kind == "rf":
             methods.append(Method("rf", kind, settings=f"rf={RF_SETTINGS['n_estimators']}trees-morgan2-2048"))
         else:
@@ -301,6 +318,15 @@ def resolve_methods(
 
 # --------------------------------------------------------------------------------------------
 # one run
+
+
+#: what fixes an ensemble method's choice, part of its resume key
+ENSEMBLE_SETTINGS = "members=gnn,forest,boosted;grid=0.25;coverage=0.9"
+
+
+def _settings_digest() -> str:
+    """A short digest of the boosted member's setting (a changed setting is a new method)."""
+    return hashlib.sha256(repr(sorted(BOOSTED_SETTINGS.items())).encode()).hexdigest()[:8]
 
 
 def _local(loaded: LoadedDataset, split: dict[str, np.ndarray]) -> tuple[GraphDataset, dict[str, np.ndarray]]:
@@ -320,6 +346,46 @@ def run_gnn(data: BenchmarkDataset, method: Method, train: np.ndarray, *, seed: 
     ``protocol`` replaces molft's recipe (chosen by label count) with a fixed one, e.g.
     :data:`molft.finetuning.recipe.HU2020_PROTOCOL`, which keeps the last epoch instead.
     """
+    scores, info = gnn_scores(data, method, train, seed=seed, max_epochs=max_epochs, device=device, protocol=protocol)
+    split, task_type = data.split(train), data.base.task_type
+    metrics = {part: _metrics(data.y[split[part]], scores[part], task_type) for part in ("valid", "test")}
+    return {"valid_metrics": metrics["valid"], "test_metrics": metrics["test"], **info}
+
+
+def run_ensemble(data: BenchmarkDataset, method: Method, train: np.ndarray, *, seed: int, max_epochs: int | None,
+                 device: torch.device) -> dict[str, Any]:
+    """molft's default model on ``train``: the GNN (pretrained for ``auto``, from scratch for
+    ``auto-scratch``) and the forest and boosted members, chosen or blended on validation exactly
+    as ``molft finetune --model auto`` does (:func:`molft.finetuning.choice.choose_model`); or, for
+    ``boosted``, that member alone. Each member's own scores are recorded beside the choice."""
+    split, task_type = data.split(train), data.base.task_type
+    member_scores: dict[str, dict[str, np.ndarray]] = {"valid": {}, "test": {}}
+    info: dict[str, Any] = {}
+    if method.kind != "boosted":
+        gnn, info = gnn_scores(data, method, train, seed=seed, max_epochs=max_epochs, device=device)
+        for part in member_scores:
+            member_scores[part]["gnn"] = gnn[part]
+    kinds = ("boosted",) if method.kind == "boosted" else tuple(TREE_KINDS)
+    for kind in kinds:
+        member = fit_tree_member(kind, feature_matrix(data.molecule_arrays(), kind), data.y, split,
+                                 task_type=task_type, seed=seed)
+        for part in member_scores:
+            member_scores[part][kind] = member.predict(feature_matrix(data.molecule_arrays(), kind)[split[part]])
+    chosen = choose_model(member_scores, data.y, split, task_type=task_type,
+                          model="boosted" if method.kind == "boosted" else "auto", coverage=0.9,
+                          targets=list(data.base.task_names))
+    metrics = {part: {k: v for k, v in chosen.metrics[part].items() if k != "per_task"} for part in ("valid", "test")}
+    members = {kind: {part: _metrics(data.y[split[part]], member_scores[part][kind], task_type)
+                      for part in ("valid", "test")} for kind in member_scores["valid"]}
+    uncertainty = {k: chosen.metrics[k] for k in ("intervals", "calibration") if k in chosen.metrics}
+    return {"valid_metrics": metrics["valid"], "test_metrics": metrics["test"], **info, "model_seed": seed,
+            "weights": chosen.weights, "members": members, **uncertainty}
+
+
+def gnn_scores(data: BenchmarkDataset, method: Method, train: np.ndarray, *, seed: int, max_epochs: int | None,
+               device: torch.device, protocol: Recipe | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The GNN of ``method`` trained on ``train``: its validation and test scores (in the order of
+    ``data.split(train)``), and facts about the run."""
     vocabulary = method.encoder.vocabulary if method.encoder is not None else "ogb"
     loaded = data.by_vocabulary[vocabulary]
     dataset, split = _local(loaded, data.split(train))
@@ -347,8 +413,8 @@ def run_gnn(data: BenchmarkDataset, method: Method, train: np.ndarray, *, seed: 
     scores = {}
     for part in ("valid", "test"):
         loader = DataLoader(dataset.subset(split[part]), batch_size=256)
-        scores[part] = _metrics(y[split[part]], predict_scores(model, loader, task_type, scaler, device), task_type)
-    return {"valid_metrics": scores["valid"], "test_metrics": scores["test"], **info}
+        scores[part] = predict_scores(model, loader, task_type, scaler, device)
+    return scores, info
 
 
 def run_baseline(data: BenchmarkDataset, method: Method, train: np.ndarray, *, seed: int, max_epochs: int | None,
@@ -501,7 +567,8 @@ def headline_methods(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> 
     for method in methods:
         if method in kind_of:
             firsts.setdefault(kind_of[method], method)
-    return [firsts[kind] for kind in ("pretrained", "frozen", "scratch", "rf", "chemprop") if kind in firsts]
+    return [firsts[kind] for kind in ("auto", "auto-scratch", "pretrained", "frozen", "scratch", "boosted", "rf", "chemprop")
+            if kind in firsts]
 
 
 def headline(rows: Sequence[dict[str, Any]], methods: Sequence[str], train_labelled: dict[str, int]) -> list[dict[str, Any]]:
@@ -795,6 +862,8 @@ def run_benchmark(
         start = time.perf_counter()
         if method.kind in ("pretrained", "frozen", "scratch"):
             outcome = run_gnn(data, method, train, seed=seed, max_epochs=max_epochs, device=device_)
+        elif method.kind in ("auto", "auto-scratch", "boosted"):
+            outcome = run_ensemble(data, method, train, seed=seed, max_epochs=max_epochs, device=device_)
         else:
             outcome = run_baseline(data, method, train, seed=seed, max_epochs=max_epochs, device=device_,
                                    rf_jobs=rf_jobs)

@@ -76,6 +76,17 @@ class BaselineResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def make_forest(
+    task_type: str, *, seed: int, n_estimators: int = RF_SETTINGS["n_estimators"], n_jobs: int = 1
+) -> RandomForestClassifier | RandomForestRegressor:
+    """An unfitted scikit-learn forest in the fixed setting (:data:`RF_SETTINGS`)."""
+    if task_type == CLASSIFICATION:
+        return RandomForestClassifier(
+            n_estimators=n_estimators, class_weight=RF_SETTINGS["class_weight"], n_jobs=n_jobs, random_state=seed
+        )
+    return RandomForestRegressor(n_estimators=n_estimators, n_jobs=n_jobs, random_state=seed)
+
+
 def fit_random_forest(
     features: np.ndarray,
     y: np.ndarray,
@@ -118,16 +129,13 @@ def fit_random_forest(
                 scores[part][:, task] = value
             constant.append(task)
             continue
+        forest = make_forest(task_type, seed=seed, n_estimators=n_estimators, n_jobs=n_jobs)
         if task_type == CLASSIFICATION:
-            forest = RandomForestClassifier(
-                n_estimators=n_estimators, class_weight=RF_SETTINGS["class_weight"], n_jobs=n_jobs, random_state=seed
-            )
             forest.fit(features[rows], labels.astype(int))
             positive = list(forest.classes_).index(1)
             scores["valid"][:, task] = forest.predict_proba(features[valid])[:, positive]
             scores["test"][:, task] = forest.predict_proba(features[test])[:, positive]
         else:
-            forest = RandomForestRegressor(n_estimators=n_estimators, n_jobs=n_jobs, random_state=seed)
             forest.fit(features[rows], labels)
             scores["valid"][:, task] = forest.predict(features[valid])
             scores["test"][:, task] = forest.predict(features[test])

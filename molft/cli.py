@@ -149,7 +149,10 @@ def finetune(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     pretrained: Annotated[str, typer.Option(help="A shipped encoder ('default' = 'attrmask', 'contextpred', 'graphmae', 'attrmask-contextpred'), a pretrained directory, or 'none'.")] = "default",
     split: Annotated[str, typer.Option(help="'scaffold', 'random', or a column holding train/valid/test.")] = "scaffold",
-    seeds: Annotated[int, typer.Option(min=1, help="Ensemble members; their spread is the uncertainty.")] = 1,
+    model: Annotated[str, typer.Option(help="'auto' (GNN, forest and boosted members; the best one or blend on validation), 'ensemble' (equal weights), or 'gnn' / 'forest' / 'boosted' alone.")] = "auto",
+    seeds: Annotated[int, typer.Option(min=1, help="GNN members (seeds); their spread is part of the uncertainty.")] = 1,
+    coverage: Annotated[float, typer.Option(help="Intended coverage of the regression intervals (split-conformal).")] = 0.9,
+    seed: Annotated[int, typer.Option(help="First GNN seed, and the fingerprint members' random state.")] = 0,
     split_seed: Annotated[int, typer.Option(help="Seed of the random split.")] = 0,
     task_type: Annotated[str | None, typer.Option(help="classification or regression (default: inferred).")] = None,
     mode: Annotated[str, typer.Option(help="'finetune', or 'frozen': instant linear model on frozen embeddings.")] = "finetune",
@@ -167,7 +170,8 @@ def finetune(
     focal_gamma: Annotated[float | None, typer.Option(min=0.0, help="Focal loss exponent for classification (0: BCE).")] = None,
     gradual_unfreezing: Annotated[bool | None, typer.Option("--gradual-unfreezing/--no-gradual-unfreezing", help="Head first, then one more encoder layer per epoch (top first).")] = None,
 ) -> None:
-    """Fine-tune the pretrained encoder on your assay; writes weights, metrics, predictions and a summary.
+    """Fine-tune the pretrained encoder on your assay beside fingerprint models, and keep the best on
+    validation (one member or a blend); writes the model, metrics, predictions and a summary.
 
     Progress is saved after every epoch: if the run is interrupted, the same command with --resume
     continues it and ends with the same model.
@@ -175,11 +179,11 @@ def finetune(
     from molft.finetuning.train import finetune as run_finetune
 
     result = run_finetune(
-        table=table, targets=target, out=out, pretrained=pretrained, split=split, seeds=seeds, split_seed=split_seed,
+        table=table, targets=target, out=out, pretrained=pretrained, split=split, seeds=seeds, seed=seed, split_seed=split_seed,
         task_type=task_type, smiles_column=smiles_column, mode=mode, max_epochs=max_epochs, batch_size=batch_size,
         encoder_lr=encoder_lr, head_lr=head_lr, freeze_encoder=freeze_encoder, device=device, workers=workers,
         overwrite=overwrite, resume=resume, compare_rf=compare_rf, focal_gamma=focal_gamma,
-        gradual_unfreezing=gradual_unfreezing,
+        gradual_unfreezing=gradual_unfreezing, model=model, coverage=coverage,
     )
     typer.echo(result.summary())
 

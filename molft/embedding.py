@@ -25,6 +25,9 @@ def _embedder(model: str | Path, device) -> tuple[PropertyModel, str]:
     path = Path(model)
     if (path / FINETUNE_JSON).is_file():
         finetuned = FinetunedModel.load(path, device)
+        if not finetuned.members:
+            raise InputError(f"{path}: this model has no GNN member to embed with (it was trained with --model "
+                             f"{finetuned.config.get('model', {}).get('choice')}); use a pretrained encoder instead")
         return finetuned.members[0], finetuned.vocabulary
     directory = resolve_pretrained(model)
     if directory is None:

@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, REGRESSION
-from molft.finetuning.predict import FinetunedModel
+from molft.finetuning.predict import FinetunedModel, Prediction
 from molft.finetuning.train import finetune
 from molft.runtime import resolve_device
 
@@ -39,6 +39,7 @@ class _MolftEstimator(BaseEstimator):
         self,
         pretrained: str | Path | None = "default",
         mode: str = "finetune",
+        model: str = "auto",
         seeds: int = 1,
         split: str = "scaffold",
         max_epochs: int | None = None,
@@ -48,6 +49,7 @@ class _MolftEstimator(BaseEstimator):
     ) -> None:
         self.pretrained = pretrained
         self.mode = mode
+        self.model = model
         self.seeds = seeds
         self.split = split
         self.max_epochs = max_epochs
@@ -80,7 +82,7 @@ class _MolftEstimator(BaseEstimator):
         pd.concat([pd.DataFrame({"smiles": smiles}), labels.reset_index(drop=True)], axis=1).to_csv(table, index=False)
         result = finetune(
             table, list(labels.columns), workdir / "model", pretrained=self.pretrained, split=self.split,
-            seeds=self.seeds, task_type=self.task_type, smiles_column="smiles", mode=self.mode,
+            seeds=self.seeds, task_type=self.task_type, smiles_column="smiles", mode=self.mode, model=self.model,
             max_epochs=self.max_epochs, device=self.device, overwrite=True, progress=self.progress,
         )
         self.model_dir_ = result.out
@@ -89,33 +91,37 @@ class _MolftEstimator(BaseEstimator):
         self.model_ = FinetunedModel.load(result.out, resolve_device(self.device))
         return self
 
-    def _member_scores(self, smiles: Sequence[str]) -> np.ndarray:
-        """[members, n, tasks] probabilities or values; NaN where a SMILES could not be featurized."""
+    def _prediction(self, smiles: Sequence[str]) -> Prediction:
+        """The chosen model's predictions; NaN where a SMILES could not be featurized."""
         if not hasattr(self, "model_"):
             raise InputError(f"this {type(self).__name__} is not fitted yet; call fit(smiles, y) first")
-        scores, self.last_failures_ = self.model_.predict_smiles(
-            [str(s) for s in smiles], resolve_device(self.device), progress=self.progress
-        )
-        return scores
+        prediction = self.model_.predict_smiles([str(s) for s in smiles], resolve_device(self.device),
+                                                progress=self.progress)
+        self.last_failures_ = prediction.failures
+        return prediction
 
     def _squeeze(self, values: np.ndarray) -> np.ndarray:
         return values[:, 0] if len(self.targets_) == 1 else values
 
 
 class MolftRegressor(RegressorMixin, _MolftEstimator):
-    """Fine-tuned GIN regressor on SMILES (one or several targets), an ensemble over ``seeds``."""
+    """Regressor on SMILES (one or several targets): the model ``molft finetune --model`` chooses."""
 
     task_type = REGRESSION
 
     def predict(self, smiles: Sequence[str], return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Ensemble mean ([n], or [n, tasks]); with ``return_std``, also the spread over members."""
-        scores = self._member_scores(smiles)
-        mean = self._squeeze(scores.mean(axis=0))
-        return (mean, self._squeeze(scores.std(axis=0))) if return_std else mean
+        """Predictions ([n], or [n, tasks]); with ``return_std``, also the spread over the members
+        (zeros with a single member)."""
+        prediction = self._prediction(smiles)
+        mean = self._squeeze(prediction.value)
+        if not return_std:
+            return mean
+        spread = prediction.spread if prediction.spread is not None else np.where(np.isnan(prediction.value), np.nan, 0.0)
+        return mean, self._squeeze(spread)
 
 
 class MolftClassifier(ClassifierMixin, _MolftEstimator):
-    """Fine-tuned GIN classifier on SMILES with 0/1 labels (one or several tasks)."""
+    """Classifier on SMILES with 0/1 labels (one or several tasks): the model ``molft finetune --model`` chooses."""
 
     task_type = CLASSIFICATION
 
@@ -125,13 +131,13 @@ class MolftClassifier(ClassifierMixin, _MolftEstimator):
         return self
 
     def predict_proba(self, smiles: Sequence[str]) -> np.ndarray:
-        """Probability of the positive class: [n, 2] columns (0, 1) for one task, else [n, tasks]."""
-        positive = self._member_scores(smiles).mean(axis=0)
+        """Calibrated probability of the positive class: [n, 2] columns (0, 1) for one task, else [n, tasks]."""
+        positive = self._prediction(smiles).value
         if len(self.targets_) == 1:
             return np.stack([1.0 - positive[:, 0], positive[:, 0]], axis=1)
         return positive
 
     def predict(self, smiles: Sequence[str]) -> np.ndarray:
         """0/1 labels at probability 0.5 (float, NaN for molecules that could not be featurized)."""
-        positive = self._member_scores(smiles).mean(axis=0)
+        positive = self._prediction(smiles).value
         return self._squeeze(np.where(np.isnan(positive), np.nan, (positive >= 0.5).astype(float)))

@@ -646,6 +646,29 @@ def test_a_pickle_in_a_model_directory_is_refused_and_never_runs(tmp_path, tiny_
     assert not sentinel.exists()
 
 
+@pytest.mark.parametrize(
+    "place", ["members/forest/member.json", "members/forest/forest.safetensors", "members/boosted/task-0.lgb.txt",
+              "train_fingerprints.safetensors"],
+)
+def test_a_pickle_in_a_fingerprint_member_is_refused_and_never_runs(tmp_path, tiny_model, place):
+    model = tmp_path / "model"
+    for source in tiny_model.rglob("*"):
+        if source.is_file():
+            (model / source.relative_to(tiny_model)).parent.mkdir(parents=True, exist_ok=True)
+            (model / source.relative_to(tiny_model)).write_bytes(source.read_bytes())
+    sentinel = tmp_path / "SENTINEL"
+    (model / place).write_bytes(malicious(sentinel, pickle.HIGHEST_PROTOCOL))
+    table = tmp_path / "new.csv"
+    builtin_assay().iloc[:12].to_csv(table, index=False)
+
+    with pytest.raises(InputError, match=re.escape(str(model / place.rsplit("/", 1)[0])) if "/" in place else None):
+        FinetunedModel.load(model)
+    scored = runner.invoke(app, ["predict", str(model), str(table), "--out", str(tmp_path / "p.csv")])
+
+    assert_clean_exit(scored, allowed=(2,))
+    assert not (tmp_path / "p.csv").exists() and not sentinel.exists()
+
+
 def test_a_lone_carriage_return_in_a_cell_survives_rejects_csv(tmp_path):
     table = tmp_path / "assay.csv"
     table.write_bytes(b'smiles,name\n"C1CC","a\rb"\n')

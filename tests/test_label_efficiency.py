@@ -123,6 +123,22 @@ def test_regression_dataset_reports_rmse(tmp_path: Path, tiny_data_dir: Path) ->
     assert result["equivalence"] == []
 
 
+def test_ensemble_methods_run_molfts_default_model_and_record_its_members(tmp_path: Path, tiny_data_dir: Path,
+                                                                         encoder_dir: Path) -> None:
+    result = run_benchmark(["bbbp", "lipo"], budgets=[60], seeds=1, methods=["auto", "auto-scratch", "boosted", "rf"],
+                           pretrained=[str(encoder_dir)], max_epochs=2, device="cpu", data_dir=tiny_data_dir,
+                           results_dir=tmp_path, progress=False)
+    runs = {(r["dataset"], r["kind"]): r for r in result["runs"]}
+    assert {kind for _, kind in runs} == {"auto", "auto-scratch", "boosted", "rf"}
+    for dataset in ("BBBP", "Lipophilicity"):
+        auto = runs[(dataset, "auto")]
+        assert set(auto["members"]) == {"gnn", "forest", "boosted"} and sum(auto["weights"].values()) == pytest.approx(1)
+        # the forest member is the rf baseline itself (same setting, same seed, same labels)
+        assert auto["members"]["forest"]["test"] == pytest.approx(runs[(dataset, "rf")]["test_metrics"])
+        assert runs[(dataset, "boosted")]["weights"] == {"boosted": 1.0}
+    assert "intervals" in runs[("Lipophilicity", "auto")] and "calibration" in runs[("BBBP", "auto")]
+
+
 def test_labels_to_match_interpolates_on_log_labels() -> None:
     curve = [(100, 0.70), (1000, 0.80), (10000, 0.85)]
     labels, status = labels_to_match(curve, 0.75, higher_better=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,18 +17,59 @@ from molft.data.tables import ROW_NUMBER, read_table, write_csv
 from molft.errors import InputError
 from molft.io import atomic_write
 from molft.featurize.graph import Failure, featurize_many
+from molft.featurize.molecule import molecule_features
+from molft.finetuning.ensemble import blend
 from molft.finetuning.recipe import TargetScaler, to_user_units
+from molft.finetuning.trees import TREE_KINDS, TreeMember, feature_matrix
+from molft.finetuning.uncertainty import PlattCalibrator, nearest_similarity
 from molft.models.heads import PropertyModel
 from molft.runtime import read_json, resolve_device
 from molft.training import predict_batches
 
 FINETUNE_JSON = "finetune.json"
+TRAIN_FINGERPRINTS = "train_fingerprints.safetensors"
+#: the applicability-domain column compares Morgan bits (radius 2, 2048) with the training molecules'
+SIMILARITY_FEATURE = "morgan_bits"
+SIMILARITY_BITS = 2048
 ERROR_COLUMN = "error"
+SIMILARITY_COLUMN = "nearest_train_similarity"
+
+
+@dataclass
+class Prediction:
+    """Predictions for a list of molecules, every one kept (NaN where it could not be read).
+
+    Attributes:
+        value: [n, num_tasks] the model's prediction: a (calibrated) probability, or a value in
+            the user's units.
+        spread: [n, num_tasks] std over the individual members with weight (None with one member).
+        lower, upper: [n, num_tasks] the split-conformal interval (regression with one), else None.
+        similarity: [n] Tanimoto similarity of Morgan bits to the nearest training molecule, or None.
+        members: member kind -> [n, num_tasks] that member's prediction (GNN: mean over its seeds).
+        failures: the molecules that could not be featurized (position and reason).
+    """
+
+    value: np.ndarray
+    spread: np.ndarray | None
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+    similarity: np.ndarray | None
+    members: dict[str, np.ndarray]
+    failures: list[Failure]
 
 
 @dataclass
 class FinetunedModel:
-    """A fine-tuned model directory, loaded: its ensemble members and how to read their outputs."""
+    """A fine-tuned model directory, loaded: its members, how to blend them, and their uncertainty.
+
+    Attributes:
+        members: the GNN members (one per seed; empty when the model uses none).
+        tree_members: fingerprint member kind -> its fitted member.
+        weights: member kind -> blend weight (``{"gnn": 1.0}`` for models written before blends).
+        calibrator: Platt calibration of the blended probabilities (classification), or None.
+        halfwidths: per task, the split-conformal half-width (regression), or None.
+        train_fingerprints: [num_train, 2048] Morgan bits of the training molecules, or None.
+    """
 
     members: list[PropertyModel]
     targets: list[str]
@@ -36,10 +77,15 @@ class FinetunedModel:
     vocabulary: str
     scaler: TargetScaler | None
     config: dict
+    tree_members: dict[str, TreeMember] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=lambda: {"gnn": 1.0})
+    calibrator: PlattCalibrator | None = None
+    halfwidths: list[float] | None = None
+    train_fingerprints: np.ndarray | None = None
 
     @classmethod
     def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> FinetunedModel:
-        """Load a directory written by ``molft finetune`` (JSON config + safetensors only).
+        """Load a directory written by ``molft finetune`` (JSON, safetensors and LightGBM text only).
 
         Raises:
             InputError: not a model directory, or a damaged one.
@@ -57,6 +103,21 @@ class FinetunedModel:
             model, _ = load_model(directory / member)
             members.append(model.to(device).eval())
         scaler = config.get("scaler")
+        chosen = config.get("model") or {}
+        trees = {kind: TreeMember.load(directory / rel) for kind, rel in chosen.get("tree_members", {}).items()}
+        weights = {str(k): float(v) for k, v in chosen.get("weights", {"gnn": 1.0}).items()}
+        unknown = sorted(set(weights) - {"gnn", *trees})
+        if unknown or ("gnn" in weights and not members):
+            raise InputError(f"{path}: the blend names members that are not in the model ({', '.join(unknown) or 'gnn'})")
+        fingerprints = None
+        if (directory / TRAIN_FINGERPRINTS).is_file():
+            import safetensors.numpy
+
+            try:
+                packed = safetensors.numpy.load_file(str(directory / TRAIN_FINGERPRINTS))["morgan_bits"]
+            except Exception as error:  # noqa: BLE001 - a damaged or foreign file
+                raise InputError(f"{directory / TRAIN_FINGERPRINTS}: cannot be read as safetensors ({error})") from None
+            fingerprints = np.unpackbits(packed, axis=1)[:, :SIMILARITY_BITS]
         return cls(
             members=members,
             targets=list(config["targets"]),
@@ -64,25 +125,63 @@ class FinetunedModel:
             vocabulary=config["vocabulary"],
             scaler=None if scaler is None else TargetScaler(tuple(scaler["mean"]), tuple(scaler["std"])),
             config=config,
+            tree_members=trees,
+            weights=weights,
+            calibrator=PlattCalibrator.from_dict(chosen["calibration"]) if chosen.get("calibration") else None,
+            halfwidths=[float(w) for w in chosen["halfwidths"]] if chosen.get("halfwidths") else None,
+            train_fingerprints=fingerprints,
         )
 
     def predict_graphs(self, dataset: GraphDataset, device: torch.device | str = "cpu") -> np.ndarray:
-        """[num_members, num_graphs, num_tasks] predictions: probabilities or values in the user's units."""
-        if len(dataset) == 0:  # every row failed, or a header-only table
-            return np.zeros((len(self.members), 0, len(self.targets)), dtype=np.float32)
+        """[num_members, num_graphs, num_tasks] GNN predictions: probabilities or values in the user's units."""
+        if len(dataset) == 0 or not self.members:  # every row failed, a header-only table, or no GNN
+            return np.zeros((len(self.members), len(dataset), len(self.targets)), dtype=np.float32)
         loader = DataLoader(dataset, batch_size=256)
         return np.stack([to_user_units(predict_batches(member, loader, device), self.task_type, self.scaler)
                          for member in self.members])
 
     def predict_smiles(
         self, smiles: Sequence[str], device: torch.device | str = "cpu", workers: int = 1, progress: bool = False
-    ) -> tuple[np.ndarray, list[Failure]]:
-        """[num_members, len(smiles), num_tasks] predictions, NaN for molecules that could not be
-        featurized, and those molecules' failures (position and reason)."""
-        result = featurize_many(list(smiles), self.vocabulary, workers=workers, progress=progress)
-        scores = np.full((len(self.members), len(result.indices) + len(result.failures), len(self.targets)), np.nan)
-        scores[:, result.indices] = self.predict_graphs(GraphDataset(result.graphs), device)
-        return scores, list(result.failures)
+    ) -> Prediction:
+        """Predict every SMILES with the chosen model (NaN for those that cannot be featurized)."""
+        smiles = list(smiles)
+        n, tasks = len(smiles), len(self.targets)
+        individual: list[np.ndarray] = []  # every member with weight, one [n, tasks] each
+        by_kind: dict[str, np.ndarray] = {}
+        result = featurize_many(smiles, self.vocabulary, workers=workers, progress=progress)
+        failures = {f.index: f for f in result.failures}
+        if "gnn" in self.weights:
+            scores = np.full((len(self.members), n, tasks), np.nan)
+            scores[:, result.indices] = self.predict_graphs(GraphDataset(result.graphs), device)
+            by_kind["gnn"] = scores.mean(axis=0)
+            individual.extend(scores)
+        specs = sorted({spec for kind in self.tree_members for spec in TREE_KINDS[kind].features}
+                       | ({SIMILARITY_FEATURE} if self.train_fingerprints is not None else set()))
+        arrays: dict[str, np.ndarray] = {}
+        if specs:
+            computed = molecule_features(smiles, specs, workers=workers, progress=progress)
+            arrays = computed.arrays
+            for index, text in computed.failed:
+                failures.setdefault(index, Failure(index, text, "RDKit cannot parse the SMILES"))
+        for kind, member in self.tree_members.items():
+            if kind in self.weights:
+                by_kind[kind] = member.predict(feature_matrix(arrays, kind))
+                individual.append(by_kind[kind])
+        bad = np.array(sorted(failures), dtype=np.int64)
+        value = blend(by_kind, self.weights)
+        if self.calibrator is not None:
+            value = self.calibrator.transform(value)
+        spread = np.std(individual, axis=0) if len(individual) > 1 else None
+        lower = upper = None
+        if self.halfwidths is not None:
+            lower, upper = value - np.asarray(self.halfwidths), value + np.asarray(self.halfwidths)
+        similarity = None
+        if self.train_fingerprints is not None:
+            similarity = nearest_similarity(arrays[SIMILARITY_FEATURE], self.train_fingerprints)
+        for array in (value, spread, lower, upper, similarity, *by_kind.values()):
+            if array is not None and len(bad):
+                array[bad] = np.nan
+        return Prediction(value, spread, lower, upper, similarity, by_kind, [failures[i] for i in sorted(failures)])
 
 
 def free_column_name(name: str, taken: Iterable[str]) -> str:
@@ -114,8 +213,11 @@ def predict(
     """Predict every row of ``table``; failed SMILES get empty predictions and a reason.
 
     The output keeps every input row in input order with all its columns, then adds
-    ``<target>_pred`` (mean over the ensemble), ``<target>_std`` (spread over the ensemble, for
-    more than one member) and ``error`` (empty for rows that were predicted). An input column
+    ``<target>_pred`` (the chosen model's prediction: a calibrated probability or a value),
+    ``<target>_std`` (spread over the members, for more than one), ``<target>_lower`` /
+    ``<target>_upper`` (the split-conformal interval of a regression model, e.g. 90%),
+    ``nearest_train_similarity`` (Tanimoto of Morgan bits to the nearest training molecule)
+    and ``error`` (empty for rows that were predicted). An input column
     that already has one of these names is kept as it is; the new column is then called
     ``molft_<name>`` (``output.attrs["added_columns"]`` lists the names used).
 
@@ -131,13 +233,19 @@ def predict(
     device_ = resolve_device(device)
     model = FinetunedModel.load(model_dir, device_)
     source, frame = read_table(table, smiles_column)
-    scores, failures = model.predict_smiles(frame[source.smiles_column].tolist(), device_, workers, progress)
+    prediction = model.predict_smiles(frame[source.smiles_column].tolist(), device_, workers, progress)
+    failures = prediction.failures
     output = frame.drop(columns=[ROW_NUMBER]).copy()
     added: dict[str, np.ndarray] = {}
     for j, name in enumerate(model.targets):
-        added[f"{name}_pred"] = scores[:, :, j].mean(axis=0)
-        if len(model.members) > 1:
-            added[f"{name}_std"] = scores[:, :, j].std(axis=0)
+        added[f"{name}_pred"] = prediction.value[:, j]
+        if prediction.spread is not None:
+            added[f"{name}_std"] = prediction.spread[:, j]
+        if prediction.lower is not None and prediction.upper is not None:
+            added[f"{name}_lower"] = prediction.lower[:, j]
+            added[f"{name}_upper"] = prediction.upper[:, j]
+    if prediction.similarity is not None:
+        added[SIMILARITY_COLUMN] = prediction.similarity
     errors = np.full(len(frame), "", dtype=object)
     for failure in failures:
         errors[failure.index] = failure.reason

@@ -12,6 +12,7 @@ import pandas as pd
 
 from molft.data.assay import Assay
 from molft.evaluate import PRIMARY_METRIC, evaluate, mean_std
+from molft.finetuning.ensemble import describe_weights
 from molft.io import atomic_write, write_text_atomic
 
 
@@ -32,9 +33,14 @@ def summarise(
     return summary
 
 
-def write_predictions(path: Path, assay: Assay, indices: np.ndarray, member_scores: list[np.ndarray]) -> None:
-    """Row, SMILES, label, ensemble mean and spread (std over members) per target, for ``indices``."""
-    stacked = np.stack(member_scores)
+def write_predictions(
+    path: Path, assay: Assay, indices: np.ndarray, *, prediction: np.ndarray, spread: np.ndarray | None = None,
+    halfwidths: list[float] | None = None, similarity: np.ndarray | None = None,
+    members: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Row, SMILES, label and the chosen model's prediction per target for ``indices``; with
+    them the spread over members, the interval, each member's prediction and the
+    nearest-training-molecule similarity, where given."""
     frame = pd.DataFrame({
         "row": assay.table.rows[indices],
         "smiles": np.asarray(assay.smiles, dtype=object)[indices],
@@ -42,8 +48,16 @@ def write_predictions(path: Path, assay: Assay, indices: np.ndarray, member_scor
     y = assay.dataset.y.numpy()[indices]
     for j, name in enumerate(assay.targets):
         frame[name] = y[:, j]
-        frame[f"{name}_pred"] = stacked[:, :, j].mean(axis=0)
-        frame[f"{name}_std"] = stacked[:, :, j].std(axis=0)
+        frame[f"{name}_pred"] = prediction[:, j]
+        if spread is not None:
+            frame[f"{name}_std"] = spread[:, j]
+        if halfwidths is not None:
+            frame[f"{name}_lower"] = prediction[:, j] - halfwidths[j]
+            frame[f"{name}_upper"] = prediction[:, j] + halfwidths[j]
+        for kind, values in (members or {}).items():
+            frame[f"{name}_{kind}"] = values[:, j]
+    if similarity is not None:
+        frame["nearest_train_similarity"] = similarity
     with atomic_write(path) as tmp:
         frame.to_csv(tmp, index=False)
 
@@ -70,38 +84,61 @@ def plot_learning_curve(path: Path, log: list[dict], metric: str) -> None:
 
 
 def summary_text(config: dict, metrics: dict, assay: Assay) -> str:
-    """``summary.md``: data, split, recipe, metrics over seeds and of the ensemble, the forest beside them."""
+    """``summary.md``: data, split, what model was chosen and why, every member's scores beside
+    it (and the GNN's over seeds), the Morgan forest baseline, and the uncertainty measured."""
     primary = PRIMARY_METRIC[assay.task_type]
     report = assay.report
+    chosen = metrics["model"]
+    names = [m for m in chosen["test"] if m != "per_task"]
     lines = [
         f"# molft model: {', '.join(config['targets'])} ({config['task_type']})",
         "",
-        f"- mode: {config['mode']}; pretrained encoder: {config['pretrained']}",
+        f"- **model: {describe_weights(chosen['weights'])}** (`--model {chosen['choice']}`): {chosen['reason']}.",
         f"- molecules: {len(assay.dataset):,} featurized"
         + (f" of {report.read:,} rows ({report.rejected:,} rejected, see graphs/rejects.csv)" if report else ""),
         f"- split: {config['split']} {config['split_sizes']}",
-        f"- recipe: {config['recipe']['name']} (encoder lr {config['recipe']['encoder_lr']:g}, "
-        f"head lr {config['recipe']['head_lr']:g}, up to {config['recipe']['max_epochs']} epochs)",
-        f"- ensemble of {len(config['members'])} seed(s)",
-        "",
-        "| split | " + " | ".join(m for m in metrics["test_mean"]) + " |",
-        "|---|" + "---:|" * len(metrics["test_mean"]),
     ]
+    if config["members"]:
+        lines += [
+            f"- GNN: mode {config['mode']}; pretrained encoder: {config['pretrained']}; {len(config['members'])} seed(s); "
+            f"recipe {config['recipe']['name']} (encoder lr {config['recipe']['encoder_lr']:g}, "
+            f"head lr {config['recipe']['head_lr']:g}, up to {config['recipe']['max_epochs']} epochs)",
+        ]
+    lines += ["", "| model | split | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
+
+    def row(label: str, part: str, scores: dict) -> None:
+        lines.append(f"| {label} | {part} | " + " | ".join(f"{scores[m]:.3f}" for m in names) + " |")
+
     for part in ("valid", "test"):
-        cells = [_mean_std_cell(metrics[f"{part}_mean"][m], metrics[f"{part}_std"][m]) for m in metrics[f"{part}_mean"]]
-        lines.append(f"| {part} (mean ± sample std over seeds) | " + " | ".join(cells) + " |")
-        ensemble = [f"{metrics[f'{part}_ensemble'][m]:.3f}" for m in metrics[f"{part}_mean"]]
-        lines.append(f"| {part} (ensemble) | " + " | ".join(ensemble) + " |")
-    forest = metrics.get("baselines", {}).get("random_forest")
-    if forest:
+        row(f"**chosen: {describe_weights(chosen['weights'])}**", part, chosen[part])
+    for kind, scores in metrics["members"].items():
         for part in ("valid", "test"):
-            cells = [f"{forest[part][m]:.3f}" for m in metrics[f"{part}_mean"]]
-            lines.append(f"| {part}: random forest on Morgan fingerprints (baseline) | " + " | ".join(cells) + " |")
-    best_epochs = [s.get("best_epoch") for s in metrics["seeds"]]
-    lines += ["", f"Selected on validation {primary}; best epochs per seed: {best_epochs}."]
+            row(f"member: {kind}" + (" (mean prediction of the seeds)" if kind == "gnn" else ""), part, scores[part])
+    if "test_mean" in metrics:
+        for part in ("valid", "test"):
+            cells = [_mean_std_cell(metrics[f"{part}_mean"][m], metrics[f"{part}_std"][m]) for m in names]
+            lines.append(f"| GNN seeds (mean ± sample std) | {part} | " + " | ".join(cells) + " |")
+    forest = metrics.get("baselines", {}).get("random_forest")
+    if forest and "forest" not in metrics["members"]:
+        for part in ("valid", "test"):
+            row("baseline: random forest on Morgan bits", part, forest[part])
+    lines.append("")
+    if "intervals" in chosen:
+        intervals = chosen["intervals"]
+        widths = ", ".join(f"±{w:.3f}" for w in intervals["halfwidths"])
+        covered = ", ".join(f"{c:.0%}" for c in intervals["test_coverage"])
+        lines.append(f"Intervals: {intervals['coverage']:.0%} split-conformal on validation, {widths}; "
+                     f"test molecules covered: {covered}.")
+    if "calibration" in chosen:
+        before, after = chosen["calibration"]["test_before"], chosen["calibration"]["test_after"]
+        lines.append(f"Calibration (Platt, on validation): test Brier {before['brier']:.3f} -> {after['brier']:.3f}, "
+                     f"ECE {before['ece']:.3f} -> {after['ece']:.3f}.")
+    if "seeds" in metrics:
+        best_epochs = [s.get("best_epoch") for s in metrics["seeds"]]
+        lines.append(f"GNN epochs selected on validation {primary}; best epochs per seed: {best_epochs}.")
     undefined = sorted(
-        {f"{part}/{task}" for seed in metrics["seeds"] for part in ("valid", "test")
-         for task, scores in seed[part]["per_task"].items() if any(math.isnan(v) for v in scores.values())}
+        {f"{part}/{task}" for part in ("valid", "test")
+         for task, scores in chosen[part]["per_task"].items() if any(math.isnan(v) for v in scores.values())}
     )
     if undefined:
         lines.append(

@@ -1,18 +1,23 @@
-"""``molft finetune``: adapt a (pretrained) encoder to a user's assay, as an ensemble over seeds.
+"""``molft finetune``: a GNN fine-tuned on a user's assay beside fingerprint models, and the best
+of them (or a blend) chosen on validation.
 
 A fine-tuned model is a directory::
 
     MODEL_DIR/
-      finetune.json            targets, task type, target scaling, members, recipe, split, pretrained
-      members/seed-<k>/        one PropertyModel per seed (config.json + model.safetensors)
-      metrics.json             valid/test metrics per seed, of the ensemble, and mean +- std over seeds
-      metrics.jsonl            one line per epoch per seed
-      predictions_valid.csv    row, SMILES, label, ensemble mean and std per target
+      finetune.json            targets, task type, target scaling, members, recipe, split, pretrained,
+                               and ``model``: the chosen blend, its calibration or intervals
+      members/seed-<k>/        one GNN PropertyModel per seed (config.json + model.safetensors)
+      members/forest/          the fingerprint members (member.json + forest.safetensors, or
+      members/boosted/         LightGBM text files): see molft.finetuning.trees
+      train_fingerprints.safetensors   packed Morgan bits of the training molecules (similarity column)
+      metrics.json             every member's and the chosen model's valid/test metrics, GNN seeds' mean +- std
+      metrics.jsonl            one line per epoch per GNN seed
+      predictions_valid.csv    row, SMILES, label, the chosen prediction, spread, interval, members, similarity
       predictions_test.csv
       learning_curve.png       validation metric per epoch per seed
-      summary.md               the short human-readable account
+      summary.md               the short human-readable account: what was chosen and why
       run.json                 command line, versions, device, seeds
-      graphs/                  the featurized input and its rejects.csv
+      graphs/                  the featurized input, its rejects.csv and its cached molecule features
       in-progress/             only while running: the request, finished members, the member in
                                training (saved every epoch); ``resume=True`` continues from it
 """
@@ -34,9 +39,14 @@ from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, evaluate
 from molft.finetuning import report
 from molft.finetuning.member import new_member, predict_scores, train_member
-from molft.finetuning.predict import FINETUNE_JSON
+from molft.data.features import table_features
+from molft.finetuning.choice import choose_model
+from molft.finetuning.ensemble import members_for
+from molft.finetuning.predict import FINETUNE_JSON, SIMILARITY_FEATURE, TRAIN_FINGERPRINTS
+from molft.finetuning.trees import TREE_KINDS, TreeMember, feature_matrix, fit_tree_member
+from molft.finetuning.uncertainty import nearest_similarity
 from molft.finetuning.recipe import Recipe, TargetScaler, apply_overrides, choose_recipe
-from molft.io import write_json_atomic, write_jsonl_atomic
+from molft.io import atomic_write, write_json_atomic, write_jsonl_atomic
 from molft.models.encoder import EncoderConfig
 from molft.models.heads import PropertyModel
 from molft.pretrained import resolve_pretrained
@@ -77,6 +87,7 @@ def finetune(
     pretrained: str | Path | None = "default",
     split: str = "scaffold",
     seeds: int = 1,
+    seed: int = 0,
     split_seed: int = 0,
     task_type: str | None = None,
     smiles_column: str | None = None,
@@ -95,6 +106,8 @@ def finetune(
     compare_rf: bool = True,
     focal_gamma: float | None = None,
     gradual_unfreezing: bool | None = None,
+    model: str = "auto",
+    coverage: float = 0.9,
 ) -> FinetuneResult:
     """Fine-tune on an assay table and write a model directory (see the module docstring).
 
@@ -105,7 +118,8 @@ def finetune(
         pretrained: ``"default"`` (molft's shipped encoder), a pretrained directory, or
             ``None``/``"none"`` to train from scratch.
         split: ``"scaffold"``, ``"random"`` or the name of a column holding train/valid/test.
-        seeds: ensemble members (seeds 0..seeds-1); their spread is the prediction uncertainty.
+        seeds: GNN members (seeds ``seed .. seed + seeds - 1``); their spread is part of the uncertainty.
+        seed: the first GNN member's seed, and the fingerprint members' random state.
         split_seed: seed of the random split (the scaffold split is deterministic).
         task_type: ``"classification"`` / ``"regression"``; inferred when None.
         smiles_column: SMILES column (default: detected).
@@ -123,7 +137,12 @@ def finetune(
             kept, the member in training continues from its last epoch, and the result equals
             an uninterrupted run's.
         compare_rf: also fit the fixed random forest on Morgan fingerprints
-            (:mod:`molft.baselines`) on the same split and report it beside the model.
+            (:mod:`molft.baselines`) on the same split and report it beside the model (with a
+            ``forest`` member, that member is the same forest and is reported).
+        model: ``"auto"`` (train the GNN, a forest and a boosted model, then predict with the best
+            single member or blend on validation; :mod:`molft.finetuning.ensemble`),
+            ``"ensemble"`` (equal weights), or ``"gnn"`` / ``"forest"`` / ``"boosted"`` alone.
+        coverage: the intended coverage of the regression intervals (split-conformal on validation).
 
     Raises:
         InputError: bad table or labels, an unknown split column, too few molecules to split,
@@ -134,6 +153,9 @@ def finetune(
         raise InputError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     if seeds < 1:
         raise InputError("--seeds must be at least 1")
+    kinds = members_for(model)
+    if not 0 < coverage < 1:
+        raise InputError(f"--coverage must be between 0 and 1 (e.g. 0.9), got {coverage}")
     if (out / FINETUNE_JSON).exists() and not overwrite:
         if resume:
             raise InputError(f"{out} holds a finished model; there is nothing to resume")
@@ -146,8 +168,9 @@ def finetune(
     request = {
         "table": str(Path(table).resolve()), "table_sha256": _content_hash(Path(table)), "targets": list(targets),
         "pretrained": str(pretrained_dir) if pretrained_dir else "none", "split": split, "seeds": seeds,
-        "split_seed": split_seed, "task_type": task_type, "smiles_column": smiles_column, "mode": mode,
+        "seed": seed, "split_seed": split_seed, "task_type": task_type, "smiles_column": smiles_column, "mode": mode,
         **overrides, "encoder_config": encoder_config.to_dict() if encoder_config else None,
+        "model": model, "coverage": coverage,
     }
     progress_dir = _start_progress(out / PROGRESS_DIR, request, resume=resume)
     assay = load_assay(table, targets, graphs_dir=out / "graphs", smiles_column=smiles_column, task_type=task_type,
@@ -162,27 +185,48 @@ def finetune(
     loaders = {part: DataLoader(assay.dataset.subset(split_indices[part]), batch_size=256) for part in ("valid", "test")}
     epoch_log: list[dict] = []
     members, per_seed, predictions = [], [], {"valid": [], "test": []}
-    for seed in range(seeds):
-        member_dir = out / "members" / f"seed-{seed}"
-        model, info, member_log = _member(assay, split_indices, seed, member_dir, progress_dir, mode=mode,
+    gnn_seeds = list(range(seed, seed + seeds)) if "gnn" in kinds else []
+    for member_seed in gnn_seeds:
+        member_dir = out / "members" / f"seed-{member_seed}"
+        gnn, info, member_log = _member(assay, split_indices, member_seed, member_dir, progress_dir, mode=mode,
                                           recipe=recipe, pretrained=pretrained_dir, scaler=scaler, device=device_,
                                           progress=progress, architecture=encoder_config)
         epoch_log.extend(member_log)
         members.append(str(member_dir.relative_to(out)))
-        scores = {part: predict_scores(model, loaders[part], assay.task_type, scaler, device_) for part in loaders}
+        scores = {part: predict_scores(gnn, loaders[part], assay.task_type, scaler, device_) for part in loaders}
         for part in loaders:
             predictions[part].append(scores[part])
         per_seed.append({
-            "seed": seed, **info,
+            "seed": member_seed, **info,
             **{part: evaluate(y[split_indices[part]], scores[part], assay.task_type, assay.targets) for part in loaders},
         })
 
-    metrics = report.summarise(per_seed, predictions, y, split_indices, task_type=assay.task_type, targets=assay.targets)
+    metrics: dict[str, Any] = {"task_type": assay.task_type, "targets": assay.targets}
+    if "gnn" in kinds:
+        metrics.update(report.summarise(per_seed, predictions, y, split_indices, task_type=assay.task_type,
+                                        targets=assay.targets))
+    member_scores = {part: ({"gnn": np.mean(predictions[part], axis=0)} if "gnn" in kinds else {}) for part in loaders}
+    graphs_dir = Path(table) if Path(table).is_dir() else out / "graphs"
+    features = table_features_of(graphs_dir, kinds, workers=workers, progress=progress)
+    tree_members = _fit_tree_members(assay, split_indices, features, [k for k in kinds if k != "gnn"], out, seed=seed)
+    for kind, member in tree_members.items():
+        for part in loaders:
+            member_scores[part][kind] = member.predict(feature_matrix(features, kind)[split_indices[part]])
+    chosen = choose_model(member_scores, y, split_indices, task_type=assay.task_type, model=model, coverage=coverage,
+                          targets=assay.targets)
+    metrics["members"] = {kind: {part: evaluate(y[split_indices[part]], member_scores[part][kind], assay.task_type,
+                                                assay.targets) for part in loaders} for kind in member_scores["valid"]}
+    metrics["model"] = chosen.metrics
     if compare_rf:
-        from molft.baselines import random_forest_metrics
+        from molft.baselines import RF_SETTINGS, random_forest_metrics
 
-        metrics["baselines"] = {"random_forest": random_forest_metrics(
-            assay.smiles, y, split_indices, task_type=assay.task_type, targets=assay.targets)}
+        if "forest" in tree_members and seed == 0:  # the same forest (setting and seed 0)
+            forest = {**metrics["members"]["forest"], "settings": {**RF_SETTINGS, "random_state": 0}}
+        else:
+            forest = random_forest_metrics(assay.smiles, y, split_indices, task_type=assay.task_type,
+                                           targets=assay.targets)
+        metrics["baselines"] = {"random_forest": forest}
+    save_train_fingerprints(out, features[SIMILARITY_FEATURE][split_indices["train"]])
     config = {
         "format": "molft-finetuned", "version": 1, "mode": mode,
         "targets": assay.targets, "task_type": assay.task_type,
@@ -191,18 +235,58 @@ def finetune(
         "recipe": recipe.to_dict(), "pretrained": str(pretrained_dir) if pretrained_dir else "none",
         "split": split, "split_seed": split_seed,
         "split_sizes": {part: int(len(idx)) for part, idx in split_indices.items()},
+        "model": {**chosen.config, "tree_members": {kind: f"members/{kind}" for kind in tree_members}},
     }
     write_json_atomic(out / FINETUNE_JSON, config)
     write_json_atomic(out / "metrics.json", metrics)
-    write_json_atomic(out / "run.json", run_metadata(device=str(device_), seeds=list(range(seeds)), split_seed=split_seed))
+    write_json_atomic(out / "run.json", run_metadata(device=str(device_), seeds=gnn_seeds, tree_seed=seed,
+                                                    split_seed=split_seed))
     write_jsonl_atomic(out / "metrics.jsonl", epoch_log)
     for part in loaders:
-        report.write_predictions(out / f"predictions_{part}.csv", assay, split_indices[part], predictions[part])
+        individual = [*predictions[part], *(member_scores[part][k] for k in tree_members)]
+        used = [*(predictions[part] if "gnn" in chosen.weights else []),
+                *(member_scores[part][k] for k in tree_members if k in chosen.weights)]
+        report.write_predictions(
+            out / f"predictions_{part}.csv", assay, split_indices[part], prediction=chosen.predictions[part],
+            spread=np.std(used, axis=0) if len(used) > 1 else None, halfwidths=chosen.halfwidths,
+            similarity=nearest_similarity(features[SIMILARITY_FEATURE][split_indices[part]],
+                                          features[SIMILARITY_FEATURE][split_indices["train"]]),
+            members={k: v for k, v in member_scores[part].items()} if len(individual) > 1 else None,
+        )
     if epoch_log:
         report.plot_learning_curve(out / "learning_curve.png", epoch_log, PRIMARY_METRIC[assay.task_type])
     report.write_summary(out / "summary.md", config, metrics, assay)
     shutil.rmtree(progress_dir)
     return FinetuneResult(out=out, metrics=metrics, recipe=recipe)
+
+
+def table_features_of(graphs_dir: Path, kinds: tuple[str, ...], *, workers: int, progress: bool) -> dict[str, np.ndarray]:
+    """The molecule features the fingerprint members read, plus Morgan bits for the similarity
+    column, cached in the featurized table's ``features/``."""
+    specs = {SIMILARITY_FEATURE, *(spec for kind in kinds if kind in TREE_KINDS for spec in TREE_KINDS[kind].features)}
+    return {spec: table_features(graphs_dir, spec, workers=workers, progress=progress) for spec in sorted(specs)}
+
+
+def _fit_tree_members(
+    assay: Assay, split: dict[str, np.ndarray], features: dict[str, np.ndarray], kinds: list[str], out: Path, *,
+    seed: int,
+) -> dict[str, TreeMember]:
+    """Fit and save each fingerprint member (random state ``seed``) under ``members/<kind>``."""
+    y = assay.dataset.y.numpy()
+    fitted = {}
+    for kind in kinds:
+        member = fit_tree_member(kind, feature_matrix(features, kind), y, split, task_type=assay.task_type, seed=seed)
+        member.save(out / "members" / kind)
+        fitted[kind] = member
+    return fitted
+
+
+def save_train_fingerprints(out: Path, bits: np.ndarray) -> None:
+    """The training molecules' Morgan bits, packed, for the applicability-domain column."""
+    import safetensors.numpy
+
+    with atomic_write(out / TRAIN_FINGERPRINTS) as tmp:
+        safetensors.numpy.save_file({"morgan_bits": np.packbits(bits.astype(np.uint8), axis=1)}, str(tmp))
 
 
 def _member(

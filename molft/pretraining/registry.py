@@ -13,15 +13,20 @@ from typing import Any
 from molft.errors import InputError
 from molft.models.encoder import EncoderConfig
 from molft.pretraining.context import ContextPrediction
+from molft.pretraining.contrastive import GraphContrastive
+from molft.pretraining.edges import EdgePropertyPrediction, LinkPrediction
 from molft.pretraining.graph_targets import DescriptorRegression, FingerprintPrediction, SupervisedLabels
 from molft.pretraining.masking import AttrMasking, GraphMAE
 from molft.pretraining.objectives import Objective, ObjectiveSet
+from molft.pretraining.structure import StructurePrediction
 
 #: name -> objective class (each class's ``name``).
 OBJECTIVES: dict[str, type[Objective]] = {
     cls.name: cls
     for cls in (
-        AttrMasking, GraphMAE, ContextPrediction,  # node level
+        AttrMasking, GraphMAE, ContextPrediction, StructurePrediction,  # node level
+        LinkPrediction, EdgePropertyPrediction,  # bond level
+        GraphContrastive,  # graph level, self-supervised
         DescriptorRegression, FingerprintPrediction, SupervisedLabels,  # graph level
     )
 }
