@@ -20,7 +20,15 @@ model seed. Methods:
   its default setting but for two things: the from-scratch GIN's epoch cap and patience (100, 20;
   chemprop's 50 epochs of batch 64 are 100 steps on 100 labels, and its validation ROC-AUC was
   still rising at the last one), and its best epoch chosen on validation ROC-AUC or RMSE, like
-  molft's (:data:`benchmarks.baselines.CHEMPROP_TRACKING`).
+  molft's (:data:`benchmarks.baselines.CHEMPROP_TRACKING`);
+* ``auto``: molft's default model (``molft finetune --model auto``): the fine-tuned GNN of each
+  ``--pretrained`` encoder beside a forest and a boosted fingerprint member, the best one or blend
+  chosen on validation (:func:`molft.finetuning.choice.choose_model`), ``auto:<directory name>``;
+  each run records the weights chosen, every member's scores, and the intervals' test coverage or
+  the calibration; the forest member is the ``rf`` method's forest (same setting, seed and labels);
+* ``auto-scratch``: the same with the GIN from scratch, so the table shows what pretraining adds
+  inside the ensemble;
+* ``boosted``: the LightGBM member alone (:data:`molft.finetuning.trees.BOOSTED_SETTINGS`).
 
 GNNs report the test metric at the best-validation epoch (the model is restored to that epoch);
 nothing is ever selected on test. Each (dataset, method, budget, seed) is one cell of

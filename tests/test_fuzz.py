@@ -22,6 +22,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import string
 import tempfile
 from collections.abc import Iterator
@@ -619,11 +620,7 @@ def test_a_pickle_in_a_featurized_dataset_is_refused_and_never_runs(tmp_path, pl
               "members/seed-0/model.pt"],
 )
 def test_a_pickle_in_a_model_directory_is_refused_and_never_runs(tmp_path, tiny_model, place, protocol):
-    model = tmp_path / "model"
-    for source in tiny_model.rglob("*"):
-        if source.is_file():
-            (model / source.relative_to(tiny_model)).parent.mkdir(parents=True, exist_ok=True)
-            (model / source.relative_to(tiny_model)).write_bytes(source.read_bytes())
+    model = shutil.copytree(tiny_model, tmp_path / "model")
     sentinel = tmp_path / "SENTINEL"
     if place.endswith(".pt"):
         (model / "members/seed-0/model.safetensors").unlink()  # the pickle is the only weights file
@@ -651,11 +648,7 @@ def test_a_pickle_in_a_model_directory_is_refused_and_never_runs(tmp_path, tiny_
               "train_fingerprints.safetensors"],
 )
 def test_a_pickle_in_a_fingerprint_member_is_refused_and_never_runs(tmp_path, tiny_model, place):
-    model = tmp_path / "model"
-    for source in tiny_model.rglob("*"):
-        if source.is_file():
-            (model / source.relative_to(tiny_model)).parent.mkdir(parents=True, exist_ok=True)
-            (model / source.relative_to(tiny_model)).write_bytes(source.read_bytes())
+    model = shutil.copytree(tiny_model, tmp_path / "model")
     sentinel = tmp_path / "SENTINEL"
     (model / place).write_bytes(malicious(sentinel, pickle.HIGHEST_PROTOCOL))
     table = tmp_path / "new.csv"

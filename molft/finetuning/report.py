@@ -129,6 +129,11 @@ def summary_text(config: dict, metrics: dict, assay: Assay) -> str:
         covered = ", ".join(f"{c:.0%}" for c in intervals["test_coverage"])
         lines.append(f"Intervals: {intervals['coverage']:.0%} split-conformal on validation, {widths}; "
                      f"test molecules covered: {covered}.")
+        if any(math.isinf(w) for w in intervals["halfwidths"]):
+            needed = math.ceil(intervals["coverage"] / (1 - intervals["coverage"]))
+            lines.append(f"An infinite interval means too few labelled validation molecules for a "
+                         f"{intervals['coverage']:.0%} interval (at least {needed} are needed); predictions carry "
+                         "unbounded intervals until the validation split is larger.")
     if "calibration" in chosen:
         before, after = chosen["calibration"]["test_before"], chosen["calibration"]["test_after"]
         lines.append(f"Calibration (Platt, on validation): test Brier {before['brier']:.3f} -> {after['brier']:.3f}, "
