@@ -146,7 +146,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Pr
         )
     head = HeadConfig.from_dict(config["head"])
     model = PropertyModel(
-        GINEncoder(EncoderConfig.from_dict(config["encoder"])), head.num_tasks, head.pooling, head.head_hidden
+        GINEncoder(EncoderConfig.from_dict(config["encoder"])), head.num_tasks, head.pooling, head.head_hidden,
+        head.molecule_features,
     )
     weights_file, state = _weights(directory)
     _load_weights(model, weights_file, state, device)

@@ -152,6 +152,7 @@ def finetune(
     model: Annotated[str, typer.Option(help="'auto' (GNN, forest and boosted members; the best one or blend on validation), 'ensemble' (equal weights), or 'gnn' / 'forest' / 'boosted' alone.")] = "auto",
     seeds: Annotated[int, typer.Option(min=1, help="GNN members (seeds); their spread is part of the uncertainty.")] = 1,
     coverage: Annotated[float, typer.Option(help="Intended coverage of the regression intervals (split-conformal).")] = 0.9,
+    molecule_features: Annotated[str | None, typer.Option(help="Molecule features the GNN head also reads, e.g. 'morgan_count,rdkit2d' (chemprop-style).")] = None,
     seed: Annotated[int, typer.Option(help="First GNN seed, and the fingerprint members' random state.")] = 0,
     split_seed: Annotated[int, typer.Option(help="Seed of the random split.")] = 0,
     task_type: Annotated[str | None, typer.Option(help="classification or regression (default: inferred).")] = None,
@@ -183,7 +184,7 @@ def finetune(
         task_type=task_type, smiles_column=smiles_column, mode=mode, max_epochs=max_epochs, batch_size=batch_size,
         encoder_lr=encoder_lr, head_lr=head_lr, freeze_encoder=freeze_encoder, device=device, workers=workers,
         overwrite=overwrite, resume=resume, compare_rf=compare_rf, focal_gamma=focal_gamma,
-        gradual_unfreezing=gradual_unfreezing, model=model, coverage=coverage,
+        gradual_unfreezing=gradual_unfreezing, model=model, coverage=coverage, molecule_features=molecule_features,
     )
     typer.echo(result.summary())
 

@@ -234,3 +234,20 @@ def test_gradual_unfreezing_trains_only_the_head_in_the_first_epoch(small_assay,
     bottom = [k for k in state if k.startswith(("convs.0.", "atom_encoder."))]
     assert any(not torch.equal(state[k], original.state_dict()[k]) for k in top)  # epoch 2: top layer learns
     assert all(torch.equal(state[k], original.state_dict()[k]) for k in bottom)
+
+
+def test_a_gnn_head_can_read_molecule_features_and_predict_reproduces_it(tmp_path, small_assay, tiny_pretrained):
+    out = tmp_path / "with-features"
+    finetune(small_assay, ["pIC50"], out, pretrained=tiny_pretrained, model="gnn", max_epochs=2, progress=False,
+             molecule_features="morgan_count:256,rdkit2d")
+    model, config = load_model(out / "members" / "seed-0")
+    assert config["head"]["molecule_features"] == 256 + 217
+    assert model.head.in_features == 32 + 256 + 217
+    saved = json.loads((out / "finetune.json").read_text())["molecule_features"]
+    assert saved["specs"] == ["morgan_count:256", "rdkit2d"] and set(saved["scalers"]) == {"rdkit2d"}
+    reported = pd.read_csv(out / "predictions_test.csv")
+    table = pd.read_csv(small_assay, dtype=str)
+    scored = predict(out, small_assay, progress=False).set_index(table.index + 2).loc[reported["row"], "pIC50_pred"]
+    assert np.allclose(scored.to_numpy(), reported["pIC50_pred"].to_numpy(), atol=1e-5)
+    with pytest.raises(InputError, match="unknown molecule feature 'ecfp'"):
+        finetune(small_assay, ["pIC50"], tmp_path / "bad", molecule_features="ecfp", progress=False)

@@ -51,7 +51,7 @@ def batch_with_targets(smiles, spec, config, options=None):
     graphs = []
     for i, graph in enumerate(featurize_many(smiles).graphs):
         for name, source in objectives.target_sources().items():
-            prepared = objectives.objectives[name].prepare_targets(raw[source.split(":")[0]])
+            prepared = objectives.objectives[name].prepare_targets(raw[source])
             graph[f"{name}_y"] = torch.from_numpy(prepared[i : i + 1])
         graphs.append(objectives.transform(graph, generator))
     return objectives, Batch.from_data_list(graphs)

@@ -107,11 +107,11 @@ def test_table_features_are_cached_and_extended_for_a_longer_prefix(tmp_path, as
     longer = table_features(featurized, "morgan_count:64", max_graphs=25)
     np.testing.assert_array_equal(longer[:10], first)
     assert np.load(path).shape == (25, 64)
-    direct = molecule_features(assay["smiles"].head(25).tolist(), "morgan_count:64").arrays["morgan_count"]
+    direct = molecule_features(assay["smiles"].head(25).tolist(), "morgan_count:64").arrays["morgan_count:64"]
     np.testing.assert_array_equal(longer, direct)
     path.write_bytes(b"\x80\x04not an array")  # damaged (or a pickle): recomputed, never unpickled
     np.testing.assert_array_equal(table_features(featurized, "morgan_count:64"), molecule_features(
-        assay["smiles"].head(40).tolist(), "morgan_count:64").arrays["morgan_count"])
+        assay["smiles"].head(40).tolist(), "morgan_count:64").arrays["morgan_count:64"])
 
 
 def test_table_features_need_a_featurized_table(tmp_path):

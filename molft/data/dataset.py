@@ -18,9 +18,12 @@ class GraphDataset(Dataset):
         graphs: the featurized molecules.
         y: optional [num_graphs, num_tasks] float labels; NaN marks a missing label.
         ids: optional [num_graphs] integer id per graph (e.g. the input row number).
+        molecule_x: optional [num_graphs, num_features] float molecule-level features (scaled),
+            read by a :class:`~molft.models.PropertyModel` whose head takes them.
 
     Each item is a ``Data`` with ``x``, ``edge_index``, ``edge_attr`` (int64), ``y: [1, num_tasks]``
-    when labels are given, and ``id`` when ids are given; a PyG ``DataLoader`` batches them.
+    when labels are given, ``id`` when ids are given and ``molecule_x: [1, num_features]`` when
+    molecule features are given; a PyG ``DataLoader`` batches them.
     """
 
     def __init__(
@@ -28,6 +31,7 @@ class GraphDataset(Dataset):
         graphs: GraphArrays,
         y: np.ndarray | None = None,
         ids: Sequence[int] | np.ndarray | None = None,
+        molecule_x: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         if y is not None:
@@ -38,6 +42,9 @@ class GraphDataset(Dataset):
                 raise ValueError(f"labels for {len(y)} graphs, but {len(graphs)} graphs")
         if ids is not None and len(ids) != len(graphs):
             raise ValueError(f"ids for {len(ids)} graphs, but {len(graphs)} graphs")
+        if molecule_x is not None and len(molecule_x) != len(graphs):
+            raise ValueError(f"molecule features for {len(molecule_x)} graphs, but {len(graphs)} graphs")
+        self.molecule_x = None if molecule_x is None else torch.from_numpy(np.asarray(molecule_x, dtype=np.float32))
         self.graphs = graphs
         self.y = None if y is None else torch.from_numpy(y)
         self.ids = None if ids is None else torch.as_tensor(np.asarray(ids, dtype=np.int64))
@@ -56,6 +63,8 @@ class GraphDataset(Dataset):
             data.y = self.y[idx : idx + 1]
         if self.ids is not None:
             data.id = self.ids[idx : idx + 1]
+        if self.molecule_x is not None:
+            data.molecule_x = self.molecule_x[idx : idx + 1]
         return data
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> GraphDataset:
@@ -65,4 +74,10 @@ class GraphDataset(Dataset):
             self.graphs.select(indices),
             None if self.y is None else self.y.numpy()[indices],
             None if self.ids is None else self.ids.numpy()[indices],
+            None if self.molecule_x is None else self.molecule_x.numpy()[indices],
         )
+
+    def with_molecule_features(self, molecule_x: np.ndarray | None) -> GraphDataset:
+        """The same graphs, labels and ids with these molecule features (None: without)."""
+        return GraphDataset(self.graphs, None if self.y is None else self.y.numpy(),
+                            None if self.ids is None else self.ids.numpy(), molecule_x)

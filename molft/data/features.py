@@ -83,7 +83,7 @@ def table_features(
     smiles = table.smiles[done:wanted]
     started = time.perf_counter()
     logger.info("computing %s for %d molecules of %s", chosen.key, len(smiles), featurized)
-    new = molecule_features(smiles, [chosen], workers=workers, progress=progress).arrays[chosen.name]
+    new = next(iter(molecule_features(smiles, [chosen], workers=workers, progress=progress).arrays.values()))
     seconds = time.perf_counter() - started
     rows = new if have is None else np.concatenate([have, new])
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -173,7 +173,8 @@ class MoleculeFeatures:
     """What :func:`molecule_features` computed.
 
     Attributes:
-        arrays: feature name -> [num_molecules, len(feature)] array (``feature.dtype``).
+        arrays: feature spec as given (``"morgan_count:1024"``; a feature object: its name) ->
+            [num_molecules, len(feature)] array (``feature.dtype``).
         failed: (index, SMILES) of each molecule RDKit could not parse; its rows are 0 (NaN for
             continuous features).
     """
@@ -236,6 +237,8 @@ def molecule_features(
     from tqdm.auto import tqdm
 
     chosen = parse_molecule_features(features)
+    given = features.split(",") if isinstance(features, str) else list(features)
+    names = [g.strip() if isinstance(g, str) else g.name for g in given if not isinstance(g, str) or g.strip()]
     smiles = list(smiles)
     chunks = [smiles[i : i + chunk_size] for i in range(0, len(smiles), chunk_size)]
     parts: list[list[np.ndarray]] = []
@@ -262,7 +265,7 @@ def molecule_features(
     arrays = {}
     for j, feature in enumerate(chosen):
         empty = np.zeros((0, len(feature)), dtype=feature.dtype)
-        arrays[feature.name] = np.concatenate([p[j] for p in parts]) if parts else empty
+        arrays[names[j]] = np.concatenate([p[j] for p in parts]) if parts else empty
     return MoleculeFeatures(arrays, failed)
 
 
@@ -324,3 +327,52 @@ class FeatureScaler:
         if len({a.shape for a in arrays.values()}) != 1:
             raise InputError("a feature scaler's low, high, mean and std differ in length")
         return cls(**arrays, clip=float(data.get("clip", 5.0)))
+
+
+@dataclass(frozen=True)
+class HeadFeatures:
+    """Molecule features as a model input: several features side by side, each made comparable.
+
+    Bits stay 0/1, counts become ``log1p(count)``, and continuous features (descriptors) are
+    scaled by a :class:`FeatureScaler` fitted on the training split, missing values filled with
+    0 (the training mean). Saved as JSON (:meth:`to_dict`).
+
+    Attributes:
+        specs: the feature specs, in column order (``("morgan_count", "rdkit2d")``).
+        scalers: spec -> scaler of each continuous feature.
+    """
+
+    specs: tuple[str, ...]
+    scalers: dict[str, FeatureScaler]
+
+    @classmethod
+    def fit(cls, arrays: dict[str, np.ndarray], specs: Sequence[str], train: np.ndarray) -> HeadFeatures:
+        """Fit on the rows ``train`` of ``arrays`` (spec -> [num_molecules, len(feature)])."""
+        chosen = {spec: get_molecule_feature(spec) for spec in specs}
+        scalers = {spec: FeatureScaler.fit(arrays[spec][train]) for spec, f in chosen.items() if f.continuous}
+        return cls(tuple(specs), scalers)
+
+    def __len__(self) -> int:
+        return sum(len(get_molecule_feature(spec)) for spec in self.specs)
+
+    def transform(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """[num_molecules, len(self)] float32 model inputs."""
+        parts = []
+        for spec in self.specs:
+            feature, values = get_molecule_feature(spec), arrays[spec]
+            if spec in self.scalers:
+                parts.append(self.scalers[spec].transform(values, fill=0.0))
+            elif isinstance(feature, MorganFingerprint) and feature.counts:
+                parts.append(np.log1p(values.astype(np.float32)))
+            else:
+                parts.append(values.astype(np.float32))
+        return np.concatenate(parts, axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"specs": list(self.specs), "scalers": {k: v.to_dict() for k, v in self.scalers.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HeadFeatures:
+        specs = tuple(str(s) for s in data["specs"])
+        parse_molecule_features(list(specs))  # known features only
+        return cls(specs, {k: FeatureScaler.from_dict(v) for k, v in data.get("scalers", {}).items()})

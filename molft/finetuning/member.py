@@ -72,7 +72,7 @@ def predict_scores(
 
 def build_model(
     pretrained: Path | None, *, num_tasks: int, vocabulary: str, dropout: float,
-    architecture: EncoderConfig | None = None,
+    architecture: EncoderConfig | None = None, molecule_features: int = 0,
 ) -> PropertyModel:
     """A property model: the pretrained encoder (its dropout set to ``dropout``) or, with
     ``pretrained=None``, a fresh GIN of ``architecture`` (default 5 x 300), under a new head.
@@ -82,7 +82,7 @@ def build_model(
     """
     if pretrained is None:
         encoder = GINEncoder(replace(architecture or EncoderConfig(), vocabulary=vocabulary, dropout=dropout))
-        return PropertyModel(encoder, num_tasks)
+        return PropertyModel(encoder, num_tasks, molecule_features=molecule_features)
     encoder, _ = load_encoder(pretrained)
     if encoder.config.vocabulary != vocabulary:
         raise InputError(
@@ -90,12 +90,12 @@ def build_model(
             f"featurized with {vocabulary!r}; featurize with --vocab {encoder.config.vocabulary}"
         )
     encoder.config = replace(encoder.config, dropout=dropout)  # forward reads the rate from its config
-    return PropertyModel(encoder, num_tasks)
+    return PropertyModel(encoder, num_tasks, molecule_features=molecule_features)
 
 
 def new_member(
     pretrained: Path | None, *, seed: int, num_tasks: int, vocabulary: str, recipe: Recipe,
-    architecture: EncoderConfig | None = None,
+    architecture: EncoderConfig | None = None, molecule_features: int = 0,
 ) -> PropertyModel:
     """Seed every generator with ``seed``, then :func:`build_model`: the model a member starts from.
 
@@ -104,7 +104,7 @@ def new_member(
     """
     seed_everything(seed)
     return build_model(pretrained, num_tasks=num_tasks, vocabulary=vocabulary, dropout=recipe.dropout,
-                       architecture=architecture)
+                       architecture=architecture, molecule_features=molecule_features)
 
 
 def train_member(

@@ -17,7 +17,7 @@ from molft.data.tables import ROW_NUMBER, read_table, write_csv
 from molft.errors import InputError
 from molft.io import atomic_write
 from molft.featurize.graph import Failure, featurize_many
-from molft.featurize.molecule import molecule_features
+from molft.featurize.molecule import HeadFeatures, molecule_features
 from molft.finetuning.ensemble import blend
 from molft.finetuning.recipe import TargetScaler, to_user_units
 from molft.finetuning.trees import TREE_KINDS, TreeMember, feature_matrix
@@ -69,6 +69,7 @@ class FinetunedModel:
         calibrator: Platt calibration of the blended probabilities (classification), or None.
         halfwidths: per task, the split-conformal half-width (regression), or None.
         train_fingerprints: [num_train, 2048] Morgan bits of the training molecules, or None.
+        head_features: the molecule features the GNN heads read, or None.
     """
 
     members: list[PropertyModel]
@@ -82,6 +83,7 @@ class FinetunedModel:
     calibrator: PlattCalibrator | None = None
     halfwidths: list[float] | None = None
     train_fingerprints: np.ndarray | None = None
+    head_features: HeadFeatures | None = None
 
     @classmethod
     def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> FinetunedModel:
@@ -130,6 +132,7 @@ class FinetunedModel:
             calibrator=PlattCalibrator.from_dict(chosen["calibration"]) if chosen.get("calibration") else None,
             halfwidths=[float(w) for w in chosen["halfwidths"]] if chosen.get("halfwidths") else None,
             train_fingerprints=fingerprints,
+            head_features=HeadFeatures.from_dict(config["molecule_features"]) if config.get("molecule_features") else None,
         )
 
     def predict_graphs(self, dataset: GraphDataset, device: torch.device | str = "cpu") -> np.ndarray:
@@ -150,19 +153,23 @@ class FinetunedModel:
         by_kind: dict[str, np.ndarray] = {}
         result = featurize_many(smiles, self.vocabulary, workers=workers, progress=progress)
         failures = {f.index: f for f in result.failures}
-        if "gnn" in self.weights:
-            scores = np.full((len(self.members), n, tasks), np.nan)
-            scores[:, result.indices] = self.predict_graphs(GraphDataset(result.graphs), device)
-            by_kind["gnn"] = scores.mean(axis=0)
-            individual.extend(scores)
         specs = sorted({spec for kind in self.tree_members for spec in TREE_KINDS[kind].features}
-                       | ({SIMILARITY_FEATURE} if self.train_fingerprints is not None else set()))
+                       | ({SIMILARITY_FEATURE} if self.train_fingerprints is not None else set())
+                       | set(self.head_features.specs if self.head_features is not None else ()))
         arrays: dict[str, np.ndarray] = {}
         if specs:
             computed = molecule_features(smiles, specs, workers=workers, progress=progress)
             arrays = computed.arrays
             for index, text in computed.failed:
                 failures.setdefault(index, Failure(index, text, "RDKit cannot parse the SMILES"))
+        if "gnn" in self.weights:
+            head_inputs = None
+            if self.head_features is not None:
+                head_inputs = self.head_features.transform(arrays)[result.indices]
+            scores = np.full((len(self.members), n, tasks), np.nan)
+            scores[:, result.indices] = self.predict_graphs(GraphDataset(result.graphs, molecule_x=head_inputs), device)
+            by_kind["gnn"] = scores.mean(axis=0)
+            individual.extend(scores)
         for kind, member in self.tree_members.items():
             if kind in self.weights:
                 by_kind[kind] = member.predict(feature_matrix(arrays, kind))

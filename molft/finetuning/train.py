@@ -25,7 +25,7 @@ A fine-tuned model is a directory::
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, evaluate
 from molft.finetuning import report
 from molft.finetuning.member import new_member, predict_scores, train_member
 from molft.data.features import table_features
+from molft.featurize.molecule import HeadFeatures, parse_molecule_features
 from molft.finetuning.choice import choose_model
 from molft.finetuning.ensemble import members_for
 from molft.finetuning.predict import FINETUNE_JSON, SIMILARITY_FEATURE, TRAIN_FINGERPRINTS
@@ -108,6 +109,7 @@ def finetune(
     gradual_unfreezing: bool | None = None,
     model: str = "auto",
     coverage: float = 0.9,
+    molecule_features: str | None = None,
 ) -> FinetuneResult:
     """Fine-tune on an assay table and write a model directory (see the module docstring).
 
@@ -143,6 +145,9 @@ def finetune(
             single member or blend on validation; :mod:`molft.finetuning.ensemble`),
             ``"ensemble"`` (equal weights), or ``"gnn"`` / ``"forest"`` / ``"boosted"`` alone.
         coverage: the intended coverage of the regression intervals (split-conformal on validation).
+        molecule_features: molecule-level features the GNN's head reads beside the pooled
+            embedding (``"morgan_count,rdkit2d"``, :class:`~molft.featurize.molecule.HeadFeatures`),
+            as chemprop's extra descriptors; None for the embedding alone.
 
     Raises:
         InputError: bad table or labels, an unknown split column, too few molecules to split,
@@ -156,6 +161,11 @@ def finetune(
     kinds = members_for(model)
     if not 0 < coverage < 1:
         raise InputError(f"--coverage must be between 0 and 1 (e.g. 0.9), got {coverage}")
+    head_specs = [spec.strip() for spec in (molecule_features or "").split(",") if spec.strip()]
+    if head_specs:
+        parse_molecule_features(head_specs)  # an unknown or repeated feature fails here, before any work
+    if head_specs and mode == "frozen":
+        raise InputError("--molecule-features is for a fine-tuned GNN head; --mode frozen reads the embedding alone")
     if (out / FINETUNE_JSON).exists() and not overwrite:
         if resume:
             raise InputError(f"{out} holds a finished model; there is nothing to resume")
@@ -170,7 +180,7 @@ def finetune(
         "pretrained": str(pretrained_dir) if pretrained_dir else "none", "split": split, "seeds": seeds,
         "seed": seed, "split_seed": split_seed, "task_type": task_type, "smiles_column": smiles_column, "mode": mode,
         **overrides, "encoder_config": encoder_config.to_dict() if encoder_config else None,
-        "model": model, "coverage": coverage,
+        "model": model, "coverage": coverage, "molecule_features": head_specs,
     }
     progress_dir = _start_progress(out / PROGRESS_DIR, request, resume=resume)
     assay = load_assay(table, targets, graphs_dir=out / "graphs", smiles_column=smiles_column, task_type=task_type,
@@ -182,6 +192,12 @@ def finetune(
     y = assay.dataset.y.numpy()
     scaler = TargetScaler.fit(y[split_indices["train"]]) if assay.task_type != CLASSIFICATION else None
 
+    graphs_dir = Path(table) if Path(table).is_dir() else out / "graphs"
+    head_features = None
+    if head_specs:
+        arrays = {spec: table_features(graphs_dir, spec, workers=workers, progress=progress) for spec in head_specs}
+        head_features = HeadFeatures.fit(arrays, head_specs, split_indices["train"])
+        assay = replace(assay, dataset=assay.dataset.with_molecule_features(head_features.transform(arrays)))
     loaders = {part: DataLoader(assay.dataset.subset(split_indices[part]), batch_size=256) for part in ("valid", "test")}
     epoch_log: list[dict] = []
     members, per_seed, predictions = [], [], {"valid": [], "test": []}
@@ -190,7 +206,8 @@ def finetune(
         member_dir = out / "members" / f"seed-{member_seed}"
         gnn, info, member_log = _member(assay, split_indices, member_seed, member_dir, progress_dir, mode=mode,
                                           recipe=recipe, pretrained=pretrained_dir, scaler=scaler, device=device_,
-                                          progress=progress, architecture=encoder_config)
+                                          progress=progress, architecture=encoder_config,
+                                          molecule_features=len(head_features) if head_features else 0)
         epoch_log.extend(member_log)
         members.append(str(member_dir.relative_to(out)))
         scores = {part: predict_scores(gnn, loaders[part], assay.task_type, scaler, device_) for part in loaders}
@@ -206,7 +223,6 @@ def finetune(
         metrics.update(report.summarise(per_seed, predictions, y, split_indices, task_type=assay.task_type,
                                         targets=assay.targets))
     member_scores = {part: ({"gnn": np.mean(predictions[part], axis=0)} if "gnn" in kinds else {}) for part in loaders}
-    graphs_dir = Path(table) if Path(table).is_dir() else out / "graphs"
     features = table_features_of(graphs_dir, kinds, workers=workers, progress=progress)
     tree_members = _fit_tree_members(assay, split_indices, features, [k for k in kinds if k != "gnn"], out, seed=seed)
     for kind, member in tree_members.items():
@@ -236,6 +252,7 @@ def finetune(
         "split": split, "split_seed": split_seed,
         "split_sizes": {part: int(len(idx)) for part, idx in split_indices.items()},
         "model": {**chosen.config, "tree_members": {kind: f"members/{kind}" for kind in tree_members}},
+        "molecule_features": head_features.to_dict() if head_features else None,
     }
     write_json_atomic(out / FINETUNE_JSON, config)
     write_json_atomic(out / "metrics.json", metrics)
@@ -292,7 +309,7 @@ def save_train_fingerprints(out: Path, bits: np.ndarray) -> None:
 def _member(
     assay: Assay, split: dict[str, np.ndarray], seed: int, member_dir: Path, progress_dir: Path, *, mode: str,
     recipe: Recipe, pretrained: Path | None, scaler: TargetScaler | None, device: torch.device, progress: bool,
-    architecture: EncoderConfig | None,
+    architecture: EncoderConfig | None, molecule_features: int = 0,
 ) -> tuple[PropertyModel, dict[str, Any], list[dict]]:
     """Ensemble member ``seed``: loaded when an interrupted run finished it, else trained (or fitted,
     in frozen mode) and saved; with its info and epoch log."""
@@ -308,7 +325,8 @@ def _member(
                                         pretrained=pretrained, device=device, scaler=scaler)
     else:
         model = new_member(pretrained, seed=seed, num_tasks=len(assay.targets),
-                           vocabulary=assay.table.meta["vocabulary"], recipe=recipe, architecture=architecture)
+                           vocabulary=assay.table.meta["vocabulary"], recipe=recipe, architecture=architecture,
+                           molecule_features=molecule_features)
         model, info = train_member(model, assay.dataset, split, task_type=assay.task_type, recipe=recipe, seed=seed,
                                    scaler=scaler, device=device, progress=progress, log=member_log,
                                    checkpoint=progress_dir / f"seed-{seed}.pt")

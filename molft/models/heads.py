@@ -76,11 +76,14 @@ class HeadConfig:
         num_tasks: outputs per molecule.
         pooling: one of ``"mean"``, ``"sum"``, ``"max"``, ``"attention"``.
         head_hidden: width of a hidden layer in the head (None: a single linear layer).
+        molecule_features: width of the molecule-level feature vector the head also reads
+            (concatenated to the pooled embedding, as chemprop's extra descriptors; 0: none).
     """
 
     num_tasks: int
     pooling: str = "mean"
     head_hidden: int | None = None
+    molecule_features: int = 0
 
     def __post_init__(self) -> None:
         _check_int(self.num_tasks, "num_tasks", 1)
@@ -88,6 +91,7 @@ class HeadConfig:
             raise InputError(f"unknown pooling {self.pooling!r}; choose one of: {', '.join(POOLINGS)}")
         if self.head_hidden is not None:
             _check_int(self.head_hidden, "head_hidden", 1)
+        _check_int(self.molecule_features, "molecule_features", 0)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-able dict."""
@@ -111,9 +115,12 @@ class PropertyModel(nn.Module):
         num_tasks: outputs per molecule (logits for classification, values for regression).
         pooling: ``"mean"``, ``"sum"``, ``"max"`` or ``"attention"``.
         head_hidden: width of the head's hidden layer; None for a single linear layer.
+        molecule_features: width of ``data.molecule_x``, which the head reads beside the pooled
+            embedding (0: none).
 
     Shapes:
         - input: a PyG ``Batch`` (or a single ``Data``) with ``x``, ``edge_index``, ``edge_attr``
+          (and ``molecule_x: [num_graphs, molecule_features]`` when the head reads features)
         - output: ``[num_graphs, num_tasks]``
 
     Example:
@@ -123,18 +130,19 @@ class PropertyModel(nn.Module):
     """
 
     def __init__(
-        self, encoder: GINEncoder, num_tasks: int, pooling: str = "mean", head_hidden: int | None = None
+        self, encoder: GINEncoder, num_tasks: int, pooling: str = "mean", head_hidden: int | None = None,
+        molecule_features: int = 0,
     ) -> None:
         super().__init__()
-        self.head_config = HeadConfig(num_tasks=num_tasks, pooling=pooling, head_hidden=head_hidden)
+        self.head_config = HeadConfig(num_tasks=num_tasks, pooling=pooling, head_hidden=head_hidden,
+                                      molecule_features=molecule_features)
         self.encoder = encoder
         self.pool = GraphPooling(pooling, in_dim=encoder.out_dim)
+        width = encoder.out_dim + molecule_features
         if head_hidden is None:
-            self.head: nn.Module = nn.Linear(encoder.out_dim, num_tasks)
+            self.head: nn.Module = nn.Linear(width, num_tasks)
         else:
-            self.head = nn.Sequential(
-                nn.Linear(encoder.out_dim, head_hidden), nn.ReLU(), nn.Linear(head_hidden, num_tasks)
-            )
+            self.head = nn.Sequential(nn.Linear(width, head_hidden), nn.ReLU(), nn.Linear(head_hidden, num_tasks))
 
     @property
     def num_tasks(self) -> int:
@@ -176,4 +184,12 @@ class PropertyModel(nn.Module):
         Returns:
             [num_graphs, num_tasks]
         """
-        return self.head(self.embed(data))
+        embedding = self.embed(data)
+        if self.head_config.molecule_features:
+            features = getattr(data, "molecule_x", None)
+            if features is None or features.shape[-1] != self.head_config.molecule_features:
+                found = "none" if features is None else features.shape[-1]
+                raise InputError(f"this model's head reads {self.head_config.molecule_features} molecule features "
+                                 f"per graph (data.molecule_x); found {found}")
+            embedding = torch.cat([embedding, features.view(embedding.shape[0], -1)], dim=1)
+        return self.head(embedding)
