@@ -11,7 +11,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
@@ -117,6 +117,7 @@ def pretrain(
     num_layers: Annotated[int | None, typer.Option(min=1, help="GIN layers (default 5, or the --init encoder's).")] = None,
     hidden_dim: Annotated[int | None, typer.Option(min=1, help="Embedding width (default 300, or the --init encoder's).")] = None,
     max_molecules: Annotated[int | None, typer.Option(min=1, help="Use only the first N molecules.")] = None,
+    exclude_test_molecules: Annotated[Literal["labelled", "always", "never"], typer.Option(help="Remove the benchmarks' test molecules (data directory) from the corpus: 'labelled' when an objective reads its labels (supervised), 'always', or 'never'.")] = "labelled",
     checkpoint_every_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (and every epoch).")] = 1000,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of initialization, data order and masks.")] = 0,
@@ -133,7 +134,8 @@ def pretrain(
     result = run_pretrain(
         corpus=corpus[0] if len(corpus) == 1 else corpus, out=out, objectives=objectives, init=init, epochs=epochs,
         batch_size=batch_size, lr=lr, encoder=encoder, lr_schedule=lr_schedule, warmup_steps=warmup_steps,
-        max_molecules=max_molecules, checkpoint_every_steps=checkpoint_every_steps, resume=resume, device=device,
+        max_molecules=max_molecules, exclude_test_molecules=exclude_test_molecules,
+        checkpoint_every_steps=checkpoint_every_steps, resume=resume, device=device,
         seed=seed, num_workers=loader_workers, featurize_workers=workers,
     )
     losses = ", ".join(f"{k} {v:.4f}" for k, v in result.final_losses.items())
@@ -147,7 +149,7 @@ def finetune(
     table: Annotated[Path, typer.Argument(help="Assay table (.csv, .smi, ...) or a featurized directory.")],
     target: Annotated[list[str], typer.Option("--target", "-t", help="Label column; repeat for several tasks.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
-    pretrained: Annotated[str, typer.Option(help="A shipped encoder ('default' = 'attrmask', 'contextpred', 'graphmae', 'attrmask-contextpred'), a pretrained directory, or 'none'.")] = "default",
+    pretrained: Annotated[str, typer.Option(help="A shipped encoder ('default' = 'attrmask-descfp', 'attrmask', 'contextpred', 'graphmae', 'attrmask-contextpred'), a pretrained directory, or 'none'.")] = "default",
     split: Annotated[str, typer.Option(help="'scaffold', 'random', or a column holding train/valid/test.")] = "scaffold",
     model: Annotated[str, typer.Option(help="'auto' (GNN, forest and boosted members; the best one or blend on validation), 'ensemble' (equal weights), or 'gnn' / 'forest' / 'boosted' alone.")] = "auto",
     seeds: Annotated[int, typer.Option(min=1, help="GNN members (seeds); their spread is part of the uncertainty.")] = 1,
@@ -221,7 +223,7 @@ def predict(
 @app.command()
 @friendly
 def embed(
-    model: Annotated[str, typer.Argument(help="A shipped encoder ('default', 'attrmask', 'contextpred', 'graphmae', 'attrmask-contextpred'), a pretrained encoder or a fine-tuned model directory.")],
+    model: Annotated[str, typer.Argument(help="A shipped encoder ('default', 'attrmask-descfp', 'attrmask', 'contextpred', 'graphmae', 'attrmask-contextpred'), a pretrained encoder or a fine-tuned model directory.")],
     table: Annotated[Path, typer.Argument(help="Molecules to embed (.csv, .smi, ...).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .csv or .npy.")],
     smiles_column: Annotated[str | None, typer.Option(help="Column holding SMILES (default: detected).")] = None,

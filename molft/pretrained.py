@@ -9,7 +9,8 @@ from molft.runtime import PROJECT_ROOT
 
 #: shipped encoders, by name, under the project's data/ folder
 SHIPPED = {
-    "default": "pretrained/gin-attrmask-zinc",
+    "default": "pretrained/gin-attrmask-descfp-zinc",
+    "attrmask-descfp": "pretrained/gin-attrmask-descfp-zinc",
     "attrmask": "pretrained/gin-attrmask-zinc",
     "contextpred": "pretrained/gin-contextpred-zinc",
     "graphmae": "pretrained/gin-graphmae-zinc",
