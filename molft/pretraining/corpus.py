@@ -1,5 +1,6 @@
 """The pretraining corpus: featurized directories or SMILES tables (featurized once into a cache),
-one or several parts joined in order, loaded as compact graph arrays."""
+one or several parts joined in order, loaded as compact graph arrays; and which of its molecules
+are benchmark test molecules (:func:`screen_test_molecules`, see :mod:`molft.pretraining.hygiene`)."""
 
 from __future__ import annotations
 
@@ -142,6 +143,79 @@ def corpus_targets(
             remaining -= len(values)
         out[source] = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
     return out
+
+
+def corpus_smiles(corpus_info: dict[str, Any], *, count: int) -> list[str]:
+    """The SMILES of the first ``count`` graphs of the corpus, read from its featurized parts."""
+    smiles: list[str] = []
+    for part in _part_infos(corpus_info):
+        remaining = count - len(smiles)
+        if remaining <= 0:
+            break
+        smiles.extend(load_featurized(part["featurized"], text=True, max_graphs=remaining).smiles[:remaining])
+    return smiles
+
+
+def screen_test_molecules(
+    corpus_info: dict[str, Any],
+    *,
+    count: int,
+    exclude: bool,
+    reason: str,
+    workers: int = 1,
+    rank: int = 0,
+    world: int = 1,
+    progress: bool = False,
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Which of the corpus's first ``count`` graphs to train on: all but the test molecules of the
+    benchmarks in the data directory (:func:`molft.pretraining.hygiene.benchmark_test_keys`).
+
+    Args:
+        corpus_info: :func:`load_corpus`'s description of the corpus.
+        count: graphs in the corpus.
+        exclude: check the corpus at all (the caller's decision, e.g. only for a labelled corpus).
+        reason: why it is checked or not, for the record.
+
+    Returns:
+        ``(keep, record)``: sorted int64 indices of the graphs to keep (None: keep every graph,
+        nothing was checked), and a JSON-able record whose ``"test_molecules_removed"`` holds the
+        removed molecules per benchmark dataset and ``"total"``, or None with a ``"reason"`` when
+        the corpus was not checked. A missing data directory, or one without benchmark files, is
+        logged as a warning and recorded; it does not stop the run.
+    """
+    from molft.pretraining import hygiene
+
+    record: dict[str, Any] = {"test_molecules_removed": None, "reason": reason}
+    if not exclude:
+        return None, record
+    folder = hygiene.find_data_dir()
+    test_keys: dict[str, set[str]] = {}
+    if folder is not None:
+        if rank == 0:  # fills the key cache; the other ranks then read it
+            test_keys = hygiene.benchmark_test_keys(folder, split=hygiene.SPLITS, workers=workers)
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+        if rank != 0:
+            test_keys = hygiene.benchmark_test_keys(folder, split=hygiene.SPLITS, workers=workers)
+    if not test_keys:
+        where = "no data directory ($MOLFT_DATA_DIR unset or missing, ../shared/data absent)" if folder is None else (
+            f"no benchmark dataset files in the data directory {folder}")
+        record["reason"] = f"{where}: the corpus could not be checked for benchmark test molecules ({reason})"
+        logger.warning("%s; pretraining on it unchecked", record["reason"])
+        return None, record
+    found = hygiene.find_test_molecules(corpus_smiles(corpus_info, count=count), test_keys, workers=workers,
+                                        progress=progress)
+    keep = np.flatnonzero(found.keep).astype(np.int64)
+    record.update({
+        "test_molecules_removed": found.counts(), "data_dir": str(folder), "split": list(hygiene.SPLITS),
+        "key": hygiene.KEY, "test_keys": {name: len(keys) for name, keys in test_keys.items()},
+        "molecules_before": count, "molecules_after": int(len(keep)),
+    })
+    logger.info("removed %d benchmark test molecules from the corpus (%s)", found.removed,
+                ", ".join(f"{name} {n}" for name, n in found.per_dataset.items() if n) or "none found")
+    return keep, record
 
 
 def load_corpus(

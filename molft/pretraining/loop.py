@@ -26,6 +26,12 @@ and BatchNorm layers normalize with global-batch statistics
 on CPU); so a step under DDP equals a step of one process on the global batch, up to float
 rounding. Pass ``sync_batch_norm=False`` for per-rank statistics (faster, the usual DDP default,
 not equivalent). Rank 0 alone logs and checkpoints.
+
+**Test-set hygiene.** A corpus whose objectives read its labels (``supervised``) is first rid of
+every molecule that is a test molecule of a benchmark in the data directory
+(:mod:`molft.pretraining.hygiene`; ``exclude_test_molecules``), and the run records how many it
+removed per benchmark dataset (``test_molecules_removed`` in ``pretrain.json`` and in the
+encoder's pretraining record).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -49,7 +56,8 @@ from molft.io import append_jsonl, write_json_atomic
 from molft.models.encoder import EncoderConfig, GINEncoder
 from molft.pretraining import rundir
 from molft.pretraining.batches import EpochDataset, epoch_batches, make_loader, steps_per_epoch
-from molft.pretraining.corpus import corpus_targets, load_corpus
+from molft.pretraining.corpus import corpus_targets, load_corpus, screen_test_molecules
+from molft.pretraining.graph_targets import LABELS
 from molft.pretraining.objectives import ObjectiveSet
 from molft.pretraining.registry import build_objectives, format_objectives, parse_objectives
 from molft.runtime import resolve_device, rng_state, run_metadata, seed_everything, set_rng_state
@@ -59,6 +67,8 @@ logger = logging.getLogger(__name__)
 
 #: settings that may change between a run and its resumption (they do not change the weights)
 RESUMABLE_CHANGES = ("num_workers", "device", "progress", "log_every_steps", "checkpoint_every_steps")
+#: ``exclude_test_molecules`` values, with the spellings the command line uses
+EXCLUDE_TEST_MOLECULES = {"labelled": "labelled", "labeled": "labelled", "always": True, "never": False}
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,12 @@ class PretrainConfig:
         lr_schedule: ``"constant"`` (Hu et al.) or ``"cosine"`` (linear warmup, then cosine to 0).
         warmup_steps: warmup length for ``"cosine"``.
         max_grad_norm: gradient-norm clipping, None for none (Hu et al.: none).
-        max_molecules: train on the first this many molecules of the corpus only.
+        max_molecules: train on the first this many molecules of the corpus only (counted before
+            test molecules are removed).
+        exclude_test_molecules: remove the benchmarks' test molecules from the corpus
+            (:mod:`molft.pretraining.hygiene`): ``"labelled"`` when an objective reads the corpus's
+            labels (``supervised``), ``True`` always (descriptor or fingerprint targets, masking),
+            ``False`` never. ``"always"`` and ``"never"`` are read as True and False.
         seed: seeds initialization, data order and masks.
         sync_batch_norm: under DDP, normalize with global-batch statistics.
         num_workers: data-loader worker processes (does not change the result).
@@ -109,6 +124,7 @@ class PretrainConfig:
     warmup_steps: int = 0
     max_grad_norm: float | None = None
     max_molecules: int | None = None
+    exclude_test_molecules: bool | str = "labelled"
     seed: int = 0
     sync_batch_norm: bool = True
     num_workers: int = 0
@@ -135,6 +151,13 @@ class PretrainConfig:
             raise InputError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of: {', '.join(SCHEDULES)}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise InputError(f"max_grad_norm must be a number > 0 or None, got {self.max_grad_norm!r}")
+        exclude = self.exclude_test_molecules
+        if not isinstance(exclude, bool):
+            if not isinstance(exclude, str) or exclude.strip().lower() not in EXCLUDE_TEST_MOLECULES:
+                raise InputError(
+                    f"exclude_test_molecules must be 'labelled', True ('always') or False ('never'), got {exclude!r}"
+                )
+            object.__setattr__(self, "exclude_test_molecules", EXCLUDE_TEST_MOLECULES[exclude.strip().lower()])
         object.__setattr__(self, "objectives", format_objectives(parse_objectives(self.objectives)))
         # the architecture's own checks (the corpus's vocabulary, not known yet, is filled in later)
         EncoderConfig.from_dict({"vocabulary": "ogb", **self.encoder})
@@ -198,6 +221,7 @@ def pretrain(
     warmup_steps: int = 0,
     max_grad_norm: float | None = None,
     max_molecules: int | None = None,
+    exclude_test_molecules: bool | str = "labelled",
     init: str | Path | None = None,
     smiles_column: str | None = None,
     checkpoint_every_steps: int = 1000,
@@ -262,7 +286,8 @@ def pretrain(
         objective_options={k: dict(v) for k, v in (objective_options or {}).items()},
         encoder=encoder_options,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule,
-        warmup_steps=warmup_steps, max_grad_norm=max_grad_norm, max_molecules=max_molecules, seed=seed,
+        warmup_steps=warmup_steps, max_grad_norm=max_grad_norm, max_molecules=max_molecules,
+        exclude_test_molecules=exclude_test_molecules, seed=seed,
         sync_batch_norm=sync_batch_norm, num_workers=num_workers, device=device, log_every_steps=log_every_steps,
         checkpoint_every_steps=checkpoint_every_steps, progress=progress,
     )
@@ -316,17 +341,26 @@ def _initial_encoder(init: str | Path, given: dict[str, Any]) -> tuple[Path, dic
     return path, record, architecture
 
 
-def _attach_targets(
+def _raw_targets(
     objectives: ObjectiveSet, corpus_info: dict[str, Any], count: int, *, workers: int, rank: int, world: int,
     progress: bool,
-) -> dict[str, Any]:
-    """``<name>_y`` -> the prepared per-graph targets of every objective that reads some."""
+) -> dict[str, np.ndarray]:
+    """Source -> the raw per-graph array of every source an objective reads (empty if none)."""
     sources = objectives.target_sources()
     if not sources:
         return {}
-    raw = corpus_targets(corpus_info, sources.values(), count=count, workers=workers, rank=rank, world=world,
-                         progress=progress)
-    return {f"{name}_y": objectives.objectives[name].prepare_targets(raw[source]) for name, source in sources.items()}
+    return corpus_targets(corpus_info, sources.values(), count=count, workers=workers, rank=rank, world=world,
+                          progress=progress)
+
+
+def _prepared_targets(objectives: ObjectiveSet, raw: dict[str, np.ndarray], keep: np.ndarray | None) -> dict[str, Any]:
+    """``<name>_y`` -> the prepared per-graph targets of every objective that reads some; with
+    ``keep``, of those graphs only (selected before preparing, so that target statistics come from
+    the graphs trained on)."""
+    if keep is not None:
+        raw = {source: values[keep] for source, values in raw.items()}
+    return {f"{name}_y": objectives.objectives[name].prepare_targets(raw[source])
+            for name, source in objectives.target_sources().items()}
 
 
 @dataclass
@@ -336,6 +370,33 @@ class _Position:
     epoch: int = 0
     batch_in_epoch: int = 0
     step: int = 0
+
+
+def _screen(
+    config: PretrainConfig, objectives: ObjectiveSet, corpus_info: dict[str, Any], count: int, *, workers: int,
+    rank: int, world: int, progress: bool,
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Which graphs to keep after removing benchmark test molecules, as ``exclude_test_molecules`` asks."""
+    labelled = LABELS in objectives.target_sources().values()
+    mode = config.exclude_test_molecules
+    if mode == "labelled":
+        exclude = labelled
+        reason = "an objective reads the corpus's labels" if labelled else (
+            "no objective reads the corpus's labels (exclude_test_molecules='labelled')")
+    else:
+        exclude, reason = bool(mode), f"exclude_test_molecules={mode}"
+    keep, record = screen_test_molecules(corpus_info, count=count, exclude=exclude, reason=reason, workers=workers,
+                                         rank=rank, world=world, progress=progress)
+    return keep, {"exclude_test_molecules": mode, **record}
+
+
+def _saved_settings(saved: dict[str, Any], objectives: ObjectiveSet) -> dict[str, Any]:
+    """A checkpoint's config, completed for runs that predate ``exclude_test_molecules``: they
+    removed nothing, which is ``False`` for a labelled corpus and ``"labelled"`` otherwise."""
+    if "exclude_test_molecules" in saved:
+        return saved
+    labelled = LABELS in objectives.target_sources().values()
+    return {**saved, "exclude_test_molecules": False if labelled else "labelled"}
 
 
 def _train(
@@ -352,8 +413,15 @@ def _train(
 
         encoder.load_state_dict(load_encoder(config.init)[0].state_dict())
     objectives = build_objectives(config.objectives, encoder_config, config.objective_options)
-    targets = _attach_targets(objectives, corpus_info, len(graphs), workers=featurize_workers, rank=rank, world=world,
-                              progress=config.progress and lead)
+    raw = _raw_targets(objectives, corpus_info, len(graphs), workers=featurize_workers, rank=rank, world=world,
+                       progress=config.progress and lead)  # first: a corpus without labels fails at once
+    keep, hygiene = _screen(config, objectives, corpus_info, len(graphs), workers=featurize_workers, rank=rank,
+                            world=world, progress=config.progress and lead)
+    targets = _prepared_targets(objectives, raw, keep)
+    if keep is not None:
+        graphs = graphs.select(keep)
+        if len(graphs) == 0:
+            raise InputError("every molecule of the corpus is a benchmark test molecule; nothing to train on")
     model = PretrainModel(encoder, objectives).to(device)
     if world > 1 and config.sync_batch_norm:
         model = convert_batch_norm(model)
@@ -369,7 +437,8 @@ def _train(
     checkpoint = rundir.find_checkpoint(out) if resume else None
     if checkpoint is not None:
         state = rundir.read_checkpoint(checkpoint, model.encoder, model.objectives, device)
-        require_same_settings(state["config"], config.to_dict(), where=checkpoint, may_change=RESUMABLE_CHANGES)
+        require_same_settings(_saved_settings(state["config"], objectives), config.to_dict(), where=checkpoint,
+                              may_change=RESUMABLE_CHANGES)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
@@ -388,7 +457,8 @@ def _train(
         write_json_atomic(
             out / rundir.RUN_CONFIG,
             {"config": config.to_dict(), "corpus": corpus_info, "molecules": len(graphs), "world_size": world,
-             "steps_per_epoch": per_epoch, "run": run_metadata(device=str(device), seed=config.seed)},
+             "steps_per_epoch": per_epoch, "test_molecules_removed": hygiene["test_molecules_removed"],
+             "test_set_hygiene": hygiene, "run": run_metadata(device=str(device), seed=config.seed)},
         )
     trainer: nn.Module = model
     if world > 1:
@@ -467,6 +537,7 @@ def _train(
             "lr": config.lr, "weight_decay": config.weight_decay, "lr_schedule": config.lr_schedule,
             "max_grad_norm": config.max_grad_norm, "seed": config.seed, "world_size": world,
             "final_losses": last_epoch_means,
+            "test_molecules_removed": hygiene["test_molecules_removed"], "test_set_hygiene": hygiene,
         }
         if init_record is not None:
             pretraining["init"] = {"path": config.init, "pretraining": init_record.get("extra", {}).get("pretraining")}
