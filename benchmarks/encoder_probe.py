@@ -83,7 +83,7 @@ from benchmarks.harness import (
     write_json,
 )
 from benchmarks.label_efficiency import BenchmarkDataset, effective_budgets, prepare_dataset
-from molft.baselines import RF_SETTINGS, fit_random_forest
+from molft.baselines import RF_SETTINGS, constant_prediction, fit_random_forest
 from molft.checkpoints import load_encoder
 from molft.data.builtin import BUILTIN_ASSAY, BUILTIN_TARGET, builtin_assay, builtin_assay_dir
 from molft.data.catalog import DatasetInfo
@@ -208,8 +208,8 @@ def fit_linear_probe(
     for task in range(y.shape[1]):
         rows = train[~np.isnan(y[train, task])]
         labels = y[rows, task]
-        if len(labels) == 0 or (task_type == CLASSIFICATION and len(np.unique(labels)) < 2):
-            value = float(labels.mean()) if len(labels) else (0.5 if task_type == CLASSIFICATION else 0.0)
+        value = constant_prediction(labels, task_type)
+        if value is not None:
             for part in scores:
                 scores[part][:, task] = value
             chosen.append(None)

@@ -76,6 +76,14 @@ class BaselineResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def constant_prediction(labels: np.ndarray, task_type: str) -> float | None:
+    """The constant a task is predicted as when no model can be fitted on its training labels
+    (none, or a single class): their mean (0.5 / 0.0 without labels); None when a model can be fitted."""
+    if len(labels) and not (task_type == CLASSIFICATION and len(np.unique(labels)) < 2):
+        return None
+    return float(labels.mean()) if len(labels) else (0.5 if task_type == CLASSIFICATION else 0.0)
+
+
 def make_forest(
     task_type: str, *, seed: int, n_estimators: int = RF_SETTINGS["n_estimators"], n_jobs: int = 1
 ) -> RandomForestClassifier | RandomForestRegressor:
@@ -123,8 +131,8 @@ def fit_random_forest(
     for task in range(y.shape[1]):
         rows = train[~np.isnan(y[train, task])]
         labels = y[rows, task]
-        if len(labels) == 0 or (task_type == CLASSIFICATION and len(np.unique(labels)) < 2):
-            value = float(labels.mean()) if len(labels) else (0.5 if task_type == CLASSIFICATION else 0.0)
+        value = constant_prediction(labels, task_type)
+        if value is not None:
             for part in scores:
                 scores[part][:, task] = value
             constant.append(task)

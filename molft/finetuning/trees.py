@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from molft.baselines import constant_prediction, make_forest
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, REGRESSION
 from molft.io import atomic_write, write_json_atomic
@@ -293,13 +294,12 @@ def fit_tree_member(
     for task in range(y.shape[1]):
         rows = split["train"][~np.isnan(y[split["train"], task])]
         labels = y[rows, task]
-        if len(labels) == 0 or (task_type == CLASSIFICATION and len(np.unique(labels)) < 2):
-            models.append(float(labels.mean()) if len(labels) else (0.5 if task_type == CLASSIFICATION else 0.0))
+        value = constant_prediction(labels, task_type)
+        if value is not None:
+            models.append(value)
             constant.append(task)
             continue
         if kind == "forest":
-            from molft.baselines import make_forest
-
             forest = make_forest(task_type, seed=seed, n_jobs=n_jobs)
             forest.fit(features[rows], labels.astype(int) if task_type == CLASSIFICATION else labels)
             models.append(ForestArrays.from_forest(forest))
