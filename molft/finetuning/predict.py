@@ -153,7 +153,8 @@ class FinetunedModel:
         by_kind: dict[str, np.ndarray] = {}
         result = featurize_many(smiles, self.vocabulary, workers=workers, progress=progress)
         failures = {f.index: f for f in result.failures}
-        specs = sorted({spec for kind in self.tree_members for spec in TREE_KINDS[kind].features}
+        used_trees = [kind for kind in self.tree_members if kind in self.weights]  # features of unused members: never
+        specs = sorted({spec for kind in used_trees for spec in TREE_KINDS[kind].features}
                        | ({SIMILARITY_FEATURE} if self.train_fingerprints is not None else set())
                        | set(self.head_features.specs if self.head_features is not None else ()))
         arrays: dict[str, np.ndarray] = {}
@@ -170,10 +171,9 @@ class FinetunedModel:
             scores[:, result.indices] = self.predict_graphs(GraphDataset(result.graphs, molecule_x=head_inputs), device)
             by_kind["gnn"] = scores.mean(axis=0)
             individual.extend(scores)
-        for kind, member in self.tree_members.items():
-            if kind in self.weights:
-                by_kind[kind] = member.predict(feature_matrix(arrays, kind))
-                individual.append(by_kind[kind])
+        for kind in used_trees:
+            by_kind[kind] = self.tree_members[kind].predict(feature_matrix(arrays, kind))
+            individual.append(by_kind[kind])
         bad = np.array(sorted(failures), dtype=np.int64)
         value = blend(by_kind, self.weights)
         if self.calibrator is not None:
