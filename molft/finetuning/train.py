@@ -239,8 +239,8 @@ def finetune(
         if "forest" in tree_members and seed == 0:  # the same forest (setting and seed 0)
             forest = {**metrics["members"]["forest"], "settings": {**RF_SETTINGS, "random_state": 0}}
         else:
-            forest = random_forest_metrics(assay.smiles, y, split_indices, task_type=assay.task_type,
-                                           targets=assay.targets)
+            forest = random_forest_metrics(features[SIMILARITY_FEATURE], y, split_indices,  # the same Morgan bits
+                                           task_type=assay.task_type, targets=assay.targets)
         metrics["baselines"] = {"random_forest": forest}
     save_train_fingerprints(out, features[SIMILARITY_FEATURE][split_indices["train"]])
     config = {
@@ -260,7 +260,6 @@ def finetune(
                                                     split_seed=split_seed))
     write_jsonl_atomic(out / "metrics.jsonl", epoch_log)
     for part in loaders:
-        individual = [*predictions[part], *(member_scores[part][k] for k in tree_members)]
         used = [*(predictions[part] if "gnn" in chosen.weights else []),
                 *(member_scores[part][k] for k in tree_members if k in chosen.weights)]
         report.write_predictions(
@@ -268,7 +267,7 @@ def finetune(
             spread=np.std(used, axis=0) if len(used) > 1 else None, halfwidths=chosen.halfwidths,
             similarity=nearest_similarity(features[SIMILARITY_FEATURE][split_indices[part]],
                                           features[SIMILARITY_FEATURE][split_indices["train"]]),
-            members={k: v for k, v in member_scores[part].items()} if len(individual) > 1 else None,
+            members=dict(member_scores[part]) if len(member_scores[part]) > 1 else None,
         )
     if epoch_log:
         report.plot_learning_curve(out / "learning_curve.png", epoch_log, PRIMARY_METRIC[assay.task_type])
