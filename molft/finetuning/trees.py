@@ -161,28 +161,26 @@ class TreeMember:
     task_type: str
     models: list[ForestArrays | str | float]
     info: dict[str, Any] = field(default_factory=dict)
+    boosters: dict[int, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Parse each LightGBM text once (LightGBM's own parser: it runs no code)."""
+        if any(isinstance(model, str) for model in self.models):
+            import lightgbm
+
+            self.boosters = {t: lightgbm.Booster(model_str=m) for t, m in enumerate(self.models) if isinstance(m, str)}
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """[num_molecules, num_tasks] probabilities of class 1, or values (in the labels' units)."""
         out = np.zeros((len(features), len(self.models)), dtype=np.float64)
-        boosters = self._boosters()
         for task, model in enumerate(self.models):
             if isinstance(model, ForestArrays):
                 out[:, task] = predict_forest_arrays(model, features)
             elif isinstance(model, str):
-                out[:, task] = boosters[task].predict(np.asarray(features, dtype=np.float32))
+                out[:, task] = self.boosters[task].predict(np.asarray(features, dtype=np.float32))
             else:
                 out[:, task] = float(model)
         return out
-
-    def _boosters(self) -> dict[int, Any]:
-        cached = self.__dict__.get("_booster_cache")
-        if cached is None:
-            import lightgbm
-
-            cached = {t: lightgbm.Booster(model_str=m) for t, m in enumerate(self.models) if isinstance(m, str)}
-            self.__dict__["_booster_cache"] = cached
-        return cached
 
     def save(self, directory: str | Path) -> Path:
         """Write ``member.json`` (+ ``forest.safetensors`` / ``task-<j>.lgb.txt``) into ``directory``."""
@@ -242,24 +240,18 @@ class TreeMember:
                     raise InputError(f"{directory / FOREST_FILE}: no arrays for task {task}") from None
             elif kind == "lightgbm":
                 name = Path(str(entry.get("file", ""))).name  # never a path outside the member
-                models.append(_read_booster_text(directory / name))
+                try:
+                    models.append((directory / name).read_text())
+                except (OSError, UnicodeDecodeError) as error:
+                    raise InputError(f"{directory / name}: not a LightGBM model text file ({error})") from None
             elif kind == "constant":
                 models.append(float(entry["value"]))
             else:
                 raise InputError(f"{directory / MEMBER_JSON}: task {task} has an unknown model {kind!r}")
-        return cls(kind=record["kind"], task_type=record["task_type"], models=models, info=record.get("info", {}))
-
-
-def _read_booster_text(path: Path) -> str:
-    """A LightGBM model's text, checked by parsing it (LightGBM's own text parser: it runs no code)."""
-    import lightgbm
-
-    try:
-        text = path.read_text()
-        lightgbm.Booster(model_str=text)
-    except (OSError, UnicodeDecodeError, lightgbm.basic.LightGBMError) as error:
-        raise InputError(f"{path}: not a LightGBM model text file ({type(error).__name__}: {error})") from None
-    return text
+        try:
+            return cls(kind=record["kind"], task_type=record["task_type"], models=models, info=record.get("info", {}))
+        except Exception as error:  # noqa: BLE001 - LightGBM's parser raises LightGBMError on a damaged text
+            raise InputError(f"{directory}: a LightGBM model text cannot be parsed ({error})") from None
 
 
 def fit_tree_member(
