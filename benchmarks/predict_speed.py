@@ -81,7 +81,7 @@ START_UP = "start-up (interpreter + imports)"
 
 #: stage name -> what it is, in the order predict runs them (the report's rows)
 STAGES: dict[str, str] = {
-    "load model": "FinetunedModel.load: GNN checkpoints, forest arrays, LightGBM text (parsed once to check it)",
+    "load model": "FinetunedModel.load: GNN checkpoints, forest arrays, LightGBM text (parsed once, here)",
     "featurize graphs": "featurize_many (RDKit parse + atom/bond arrays)",
     "molecule features": "one molecule_features call over every spec predict needs (one parse per molecule)",
     "  morgan_bits alone": "molecule_features(['morgan_bits']): forest input and the similarity column",
@@ -89,7 +89,6 @@ STAGES: dict[str, str] = {
     "  rdkit2d alone": "molecule_features(['rdkit2d']): 217 RDKit 2D descriptors, boosted input",
     "GNN members": "FinetunedModel.predict_graphs: batches of 256 through every GNN seed",
     "forest": "TreeMember.predict on Morgan bits (500 trees as arrays)",
-    "boosted: parse LightGBM text": "lightgbm.Booster(model_str=...) on the first predict (load already parsed it once)",
     "boosted": "TreeMember.predict on Morgan counts + RDKit 2D, the parse excluded",
     "similarity": "nearest_similarity: Tanimoto to every training molecule's Morgan bits",
 }
@@ -214,11 +213,9 @@ def stage_seconds(model_dir: str | Path, smiles: Sequence[str], *, workers: int 
         member = model.tree_members.get(kind)
         if member is None:
             continue
-        if kind == "boosted":
-            _timed(seconds, "boosted: parse LightGBM text", member._boosters)
         _timed(seconds, kind, lambda member=member, kind=kind: member.predict(feature_matrix(arrays, kind)))
         if kind in model.weights:
-            runs += ["boosted: parse LightGBM text", kind] if kind == "boosted" else [kind]
+            runs.append(kind)
     if model.train_fingerprints is not None:
         fingerprints = model.train_fingerprints
         _timed(seconds, "similarity", lambda: nearest_similarity(arrays[SIMILARITY_FEATURE], fingerprints))
