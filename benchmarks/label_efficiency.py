@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -361,11 +362,14 @@ def run_gnn(data: BenchmarkDataset, method: Method, train: np.ndarray, *, seed: 
 
 
 def run_ensemble(data: BenchmarkDataset, method: Method, train: np.ndarray, *, seed: int, max_epochs: int | None,
-                 device: torch.device) -> dict[str, Any]:
+                 device: torch.device, scores_file: Path | None = None) -> dict[str, Any]:
     """molft's default model on ``train``: the GNN (pretrained for ``auto``, from scratch for
     ``auto-scratch``) and the forest and boosted members, chosen or blended on validation exactly
     as ``molft finetune --model auto`` does (:func:`molft.finetuning.choice.choose_model`); or, for
-    ``boosted``, that member alone. Each member's own scores are recorded beside the choice."""
+    ``boosted``, that member alone. Each member's own scores are recorded beside the choice, and
+    with ``scores_file`` every member's validation and test scores are saved there (``.npz``:
+    ``<part>_<member>`` and ``<part>_rows``), so another choice rule can be evaluated on the same
+    members without training them again."""
     split, task_type = data.split(train), data.base.task_type
     member_scores: dict[str, dict[str, np.ndarray]] = {"valid": {}, "test": {}}
     info: dict[str, Any] = {}
@@ -382,6 +386,11 @@ def run_ensemble(data: BenchmarkDataset, method: Method, train: np.ndarray, *, s
     chosen = choose_model(member_scores, data.y, split, task_type=task_type,
                           model="boosted" if method.kind == "boosted" else "auto", coverage=0.9,
                           targets=list(data.base.task_names))
+    if scores_file is not None:
+        scores_file.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(scores_file, **{f"{part}_rows": split[part] for part in member_scores},
+                            **{f"{part}_{kind}": np.asarray(values, dtype=np.float32)
+                               for part, by_kind in member_scores.items() for kind, values in by_kind.items()})
     metrics = {part: {k: v for k, v in chosen.metrics[part].items() if k != "per_task"} for part in ("valid", "test")}
     members = {kind: {part: _metrics(data.y[split[part]], member_scores[part][kind], task_type)
                       for part in ("valid", "test")} for kind in member_scores["valid"]}
@@ -861,6 +870,7 @@ def run_benchmark(
                 for name in datasets]
 
     subsets_cache: dict[tuple[str, int], dict[int, np.ndarray]] = {}
+    scores_dir = results_dir / f"{NAME}_scores"
 
     def run(cell: Cell) -> dict[str, Any]:
         data, budget, seed, method = cell.task
@@ -871,7 +881,9 @@ def run_benchmark(
         if method.kind in ("pretrained", "frozen", "scratch"):
             outcome = run_gnn(data, method, train, seed=seed, max_epochs=max_epochs, device=device_)
         elif method.kind in ("auto", "auto-scratch", "boosted"):
-            outcome = run_ensemble(data, method, train, seed=seed, max_epochs=max_epochs, device=device_)
+            scores_file = scores_dir / re.sub(r"[^a-z0-9.]+", "-", f"{data.name}-{method.name}-{budget}-{seed}.npz".lower())
+            outcome = run_ensemble(data, method, train, seed=seed, max_epochs=max_epochs, device=device_,
+                                   scores_file=scores_file)
         else:
             outcome = run_baseline(data, method, train, seed=seed, max_epochs=max_epochs, device=device_,
                                    rf_jobs=rf_jobs)

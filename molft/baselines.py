@@ -14,15 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdFingerprintGenerator
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, REGRESSION, evaluate
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 #: the fixed random-forest setting, recorded with every result
 RF_SETTINGS = {
@@ -88,6 +90,8 @@ def make_forest(
     task_type: str, *, seed: int, n_estimators: int = RF_SETTINGS["n_estimators"], n_jobs: int = 1
 ) -> RandomForestClassifier | RandomForestRegressor:
     """An unfitted scikit-learn forest in the fixed setting (:data:`RF_SETTINGS`)."""
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
     if task_type == CLASSIFICATION:
         return RandomForestClassifier(
             n_estimators=n_estimators, class_weight=RF_SETTINGS["class_weight"], n_jobs=n_jobs, random_state=seed

@@ -5,26 +5,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import (
-    average_precision_score,
-    mean_absolute_error,
-    r2_score,
-    roc_auc_score,
-    root_mean_squared_error,
-)
-
 from molft.errors import InputError
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 
-#: metric name -> (function(y_true, y_score), higher is better)
+#: metric name -> (the ``sklearn.metrics`` function computing it, higher is better); scikit-learn is
+#: imported on the first metric computed, so loading a model to predict does not pay for it
 METRICS = {
-    "roc_auc": (roc_auc_score, True),
-    "pr_auc": (average_precision_score, True),
-    "rmse": (root_mean_squared_error, False),
-    "mae": (mean_absolute_error, False),
-    "r2": (r2_score, True),
+    "roc_auc": ("roc_auc_score", True),
+    "pr_auc": ("average_precision_score", True),
+    "rmse": ("root_mean_squared_error", False),
+    "mae": ("mean_absolute_error", False),
+    "r2": ("r2_score", True),
 }
 METRICS_BY_TASK_TYPE = {CLASSIFICATION: ("roc_auc", "pr_auc"), REGRESSION: ("rmse", "mae", "r2")}
 #: the metric early stopping and model selection use
@@ -85,7 +78,9 @@ def task_metric(metric: str, y_true: np.ndarray, y_score: np.ndarray) -> float:
         return math.nan
     if metric == "r2" and len(y_true) < 2:
         return math.nan
-    return float(METRICS[metric][0](y_true, y_score))
+    import sklearn.metrics
+
+    return float(getattr(sklearn.metrics, METRICS[metric][0])(y_true, y_score))
 
 
 def evaluate(

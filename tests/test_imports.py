@@ -86,3 +86,25 @@ def test_python_m_molft_never_imports_torch(tmp_path, argv):
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "molft.cli" in imported
     assert not {name for name in imported if name.split(".")[0] in HEAVY}
+
+
+def test_predicting_with_fingerprint_members_alone_never_imports_torch(tmp_path, small_assay, tiny_pretrained):
+    """A model whose blend holds no GNN (here: ``model="forest"``) loads and predicts without torch or PyG."""
+    from molft import finetune
+
+    finetune(small_assay, ["pIC50"], tmp_path / "m", pretrained=tiny_pretrained, model="forest", progress=False)
+    table = tmp_path / "new.csv"
+    table.write_text("smiles\nCCO\nnot-a-smiles\nc1ccccc1O\n")
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        from molft.finetuning.predict import predict
+        frame = predict({str(tmp_path / "m")!r}, {str(table)!r}, progress=False)
+        print(json.dumps([[name for name in {HEAVY!r} if name in sys.modules], frame["pIC50_pred"].isna().tolist()]))
+        """
+    )
+    result = _python("-c", code)
+    assert result.returncode == 0, result.stderr
+    loaded, missing = json.loads(result.stdout.splitlines()[-1])
+    assert loaded == []
+    assert missing == [False, True, False]

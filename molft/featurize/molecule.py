@@ -20,6 +20,7 @@ RDKit + NumPy only: no torch.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -119,6 +120,10 @@ class RDKitDescriptors:
 
 
 _DESCRIPTOR_FUNCTIONS: dict[str, Callable[[Chem.Mol], float]] = dict(Descriptors._descList)
+# The four EState summaries each recompute the EState indices (``force=1``); with ``force=0`` the
+# first computes them and caches them on the molecule, the other three reuse them: the same values.
+for _name in ("MaxAbsEStateIndex", "MaxEStateIndex", "MinAbsEStateIndex", "MinEStateIndex"):
+    _DESCRIPTOR_FUNCTIONS[_name] = functools.partial(_DESCRIPTOR_FUNCTIONS[_name], force=0)
 
 MoleculeFeature = MorganFingerprint | RDKitDescriptors
 

@@ -1,30 +1,35 @@
-"""``molft predict``: score new molecules with a fine-tuned model directory, losing no row."""
+"""``molft predict``: score new molecules with a fine-tuned model directory, losing no row.
+
+torch and PyG are imported only when the chosen blend holds a GNN member: a model of fingerprint
+members alone loads and predicts without them (a second or more of start-up saved per command).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-from torch_geometric.loader import DataLoader
 
-from molft.checkpoints import load_model
-from molft.data.dataset import GraphDataset
 from molft.data.tables import ROW_NUMBER, read_table, write_csv
 from molft.errors import InputError
 from molft.io import atomic_write
 from molft.featurize.graph import Failure, featurize_many
 from molft.featurize.molecule import HeadFeatures, molecule_features
 from molft.finetuning.ensemble import blend
-from molft.finetuning.recipe import TargetScaler, to_user_units
 from molft.finetuning.trees import TREE_KINDS, TreeMember, feature_matrix
 from molft.finetuning.uncertainty import PlattCalibrator, nearest_similarity
-from molft.models.heads import PropertyModel
-from molft.runtime import read_json, resolve_device
-from molft.training import predict_batches
+from molft.runtime import read_json
+
+if TYPE_CHECKING:
+    import torch
+
+    from molft.data.dataset import GraphDataset
+    from molft.finetuning.recipe import TargetScaler
+    from molft.models.heads import PropertyModel
 
 FINETUNE_JSON = "finetune.json"
 TRAIN_FINGERPRINTS = "train_fingerprints.safetensors"
@@ -64,6 +69,7 @@ class FinetunedModel:
 
     Attributes:
         members: the GNN members (one per seed; empty when the model uses none).
+        scaler: the GNN members' target scaling (regression), None without GNN members.
         tree_members: fingerprint member kind -> its fitted member.
         weights: member kind -> blend weight (``{"gnn": 1.0}`` for models written before blends).
         calibrator: Platt calibration of the blended probabilities (classification), or None.
@@ -86,8 +92,10 @@ class FinetunedModel:
     head_features: HeadFeatures | None = None
 
     @classmethod
-    def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> FinetunedModel:
+    def load(cls, directory: str | Path, device: torch.device | str | None = "cpu") -> FinetunedModel:
         """Load a directory written by ``molft finetune`` (JSON, safetensors and LightGBM text only).
+
+        ``device`` (None: cuda when present) places the GNN members, if any.
 
         Raises:
             InputError: not a model directory, or a damaged one.
@@ -100,11 +108,18 @@ class FinetunedModel:
         if not isinstance(config, dict) or config.get("format") != "molft-finetuned":
             found = config.get("format") if isinstance(config, dict) else f"a JSON {type(config).__name__}"
             raise InputError(f"{path}: unsupported format {found!r}")
-        members = []
-        for member in config["members"]:
-            model, _ = load_model(directory / member)
-            members.append(model.to(device).eval())
-        scaler = config.get("scaler")
+        members, scaler = [], None
+        if config["members"]:
+            from molft.checkpoints import load_model
+            from molft.finetuning.recipe import TargetScaler
+            from molft.runtime import resolve_device
+
+            device = resolve_device(device) if device is None or isinstance(device, str) else device
+            for member in config["members"]:
+                model, _ = load_model(directory / member)
+                members.append(model.to(device).eval())
+            if config.get("scaler") is not None:
+                scaler = TargetScaler(tuple(config["scaler"]["mean"]), tuple(config["scaler"]["std"]))
         chosen = config.get("model") or {}
         trees = {kind: TreeMember.load(directory / rel) for kind, rel in chosen.get("tree_members", {}).items()}
         weights = {str(k): float(v) for k, v in chosen.get("weights", {"gnn": 1.0}).items()}
@@ -125,7 +140,7 @@ class FinetunedModel:
             targets=list(config["targets"]),
             task_type=config["task_type"],
             vocabulary=config["vocabulary"],
-            scaler=None if scaler is None else TargetScaler(tuple(scaler["mean"]), tuple(scaler["std"])),
+            scaler=scaler,
             config=config,
             tree_members=trees,
             weights=weights,
@@ -135,16 +150,24 @@ class FinetunedModel:
             head_features=HeadFeatures.from_dict(config["molecule_features"]) if config.get("molecule_features") else None,
         )
 
-    def predict_graphs(self, dataset: GraphDataset, device: torch.device | str = "cpu") -> np.ndarray:
+    def predict_graphs(self, dataset: GraphDataset, device: torch.device | str | None = "cpu") -> np.ndarray:
         """[num_members, num_graphs, num_tasks] GNN predictions: probabilities or values in the user's units."""
         if len(dataset) == 0 or not self.members:  # every row failed, a header-only table, or no GNN
             return np.zeros((len(self.members), len(dataset), len(self.targets)), dtype=np.float32)
+        from torch_geometric.loader import DataLoader
+
+        from molft.finetuning.recipe import to_user_units
+        from molft.runtime import resolve_device
+        from molft.training import predict_batches
+
+        device = resolve_device(device) if device is None or isinstance(device, str) else device
         loader = DataLoader(dataset, batch_size=256)
         return np.stack([to_user_units(predict_batches(member, loader, device), self.task_type, self.scaler)
                          for member in self.members])
 
     def predict_smiles(
-        self, smiles: Sequence[str], device: torch.device | str = "cpu", workers: int = 1, progress: bool = False
+        self, smiles: Sequence[str], device: torch.device | str | None = "cpu", workers: int = 1,
+        progress: bool = False
     ) -> Prediction:
         """Predict every SMILES with the chosen model (NaN for those that cannot be featurized)."""
         smiles = list(smiles)
@@ -164,6 +187,8 @@ class FinetunedModel:
             for index, text in computed.failed:
                 failures.setdefault(index, Failure(index, text, "RDKit cannot parse the SMILES"))
         if "gnn" in self.weights:
+            from molft.data.dataset import GraphDataset
+
             head_inputs = None
             if self.head_features is not None:
                 head_inputs = self.head_features.transform(arrays)[result.indices]
@@ -237,10 +262,9 @@ def predict(
         device: default cuda when present.
         progress: show a progress bar.
     """
-    device_ = resolve_device(device)
-    model = FinetunedModel.load(model_dir, device_)
+    model = FinetunedModel.load(model_dir, device)
     source, frame = read_table(table, smiles_column)
-    prediction = model.predict_smiles(frame[source.smiles_column].tolist(), device_, workers, progress)
+    prediction = model.predict_smiles(frame[source.smiles_column].tolist(), device, workers, progress)
     failures = prediction.failures
     output = frame.drop(columns=[ROW_NUMBER]).copy()
     added: dict[str, np.ndarray] = {}
