@@ -2,7 +2,8 @@
 
 Each arm pretrains a fresh GIN (5 layers x 300, seed 0) with :func:`molft.pretrain` on the same
 corpus prefix for the same number of optimizer steps (default: the first 51,200 SMILES of MOSES
-``train.csv.gz``, 2 epochs of batch 256 = 400 steps, Adam lr 1e-3 constant, as Hu et al.), then
+``train.csv.gz``, 1 epoch of batch 256 = 200 steps, Adam lr 1e-3 constant, as Hu et al.; about 8
+minutes an arm on one CPU core), then
 every encoder goes through :mod:`benchmarks.encoder_probe` (frozen embeddings -> a linear model and
 its blend with the Morgan forest, 5 tasks x 2 label budgets x 5 seeds; its own runs file and report
 under ``<results>/pretrain_ablation/``). ``random`` (0 steps) is the floor: what an untrained GIN's
@@ -17,7 +18,7 @@ on a rerun, so an interrupted ablation continues where it stopped. Pretraining r
 beside its prefix file there, shared by every arm.
 
     python -m benchmarks.pretrain_ablation --threads 1
-    python -m benchmarks.pretrain_ablation --arms attr_masking,descriptors --steps 400
+    python -m benchmarks.pretrain_ablation --arms attr_masking,descriptors --steps 400 --molecules 51200
 
 Writes benchmarks/results/pretrain_ablation.{json,md} (and the probe's files under
 benchmarks/results/pretrain_ablation/).
@@ -207,7 +208,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_ablation(arms: Sequence[str], *, molecules: int = 51_200, steps: int = 400, tasks: Sequence[str] =
+def run_ablation(arms: Sequence[str], *, molecules: int = 51_200, steps: int = 200, tasks: Sequence[str] =
                  encoder_probe.DEFAULT_TASKS, budgets: Sequence[int] = encoder_probe.DEFAULT_BUDGETS, seeds: int = 5,
                  workdir: Path = Path("runs/ablation"), data_dir: str | Path | None = None,
                  results_dir: Path = RESULTS, device: str | None = None, workers: int = 1, progress: bool = True,
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arms", type=comma_list, default=list(ARM_NAMES), help=f"arms: {', '.join(ARM_NAMES)}")
     parser.add_argument("--molecules", type=int, default=51_200, help="ZINC prefix (molecules)")
-    parser.add_argument("--steps", type=int, default=400, help="optimizer steps per arm")
+    parser.add_argument("--steps", type=int, default=200, help="optimizer steps per arm")
     parser.add_argument("--tasks", type=comma_list, default=list(encoder_probe.DEFAULT_TASKS))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workdir", type=Path, default=Path("runs/ablation"))
