@@ -1,0 +1,138 @@
+"""Blend rules compared on saved members: which choice on validation holds up on test.
+
+``benchmarks.label_efficiency`` saves every ensemble member's validation and test scores
+(``<results>/label_efficiency_scores/<dataset>-<method>-<labels>-<seed>.npz``). This benchmark
+re-chooses the blend of those same members under several rules, so a rule can be judged on many
+cells without training a GNN again:
+
+* ``validation-best``: molft's rule (:func:`molft.finetuning.ensemble.choose_blend`, ``--model auto``):
+  the best validation score on the 0.25 grid;
+* ``one-SE``: that choice only if its paired gain over the forest alone on validation exceeds one
+  bootstrap standard error (200 resamples of the validation molecules), else the forest alone;
+* ``halfway``: the validation-best weights averaged with the forest alone (half the weight moved
+  to the forest);
+* ``equal``: every member at equal weight (``--model ensemble``);
+* ``forest``: the forest member alone (the baseline the issue measures against).
+
+    python -m benchmarks.blend_rules
+
+Writes benchmarks/results/blend_rules.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.harness import RESULTS, command_line, group_runs, hardware, markdown_table, mean_std_text, utc_now, \
+    write_results
+from molft.data.registry import load_dataset
+from molft.evaluate import PRIMARY_METRIC, evaluate, higher_is_better, mean_std
+from molft.finetuning.ensemble import blend, choose_blend
+
+NAME = "blend_rules"
+RULES = ("validation-best", "one-SE", "halfway", "equal", "forest")
+BOOTSTRAP = 200
+_FILE = re.compile(r"(?P<dataset>[a-z0-9]+)-(?P<method>.+)-(?P<labels>\d+)-(?P<seed>\d+)\.npz")
+
+
+def signed_score(y: np.ndarray, scores: np.ndarray, task_type: str) -> float:
+    """The primary metric, signed so that higher is better."""
+    metric = PRIMARY_METRIC[task_type]
+    value = float(evaluate(y, scores, task_type)[metric])
+    return value if higher_is_better(metric) else -value
+
+
+def choose(rule: str, valid: Mapping[str, np.ndarray], y_valid: np.ndarray, task_type: str,
+           rng: np.random.Generator) -> dict[str, float]:
+    """The weights ``rule`` picks from the members' validation scores."""
+    forest = {"forest": 1.0}
+    if rule == "forest":
+        return forest
+    if rule == "equal":
+        return {name: 1.0 / len(valid) for name in valid}
+    best = choose_blend(valid, y_valid, task_type=task_type).weights
+    if rule == "validation-best" or best == forest:
+        return best
+    if rule == "halfway":
+        moved = {name: 0.5 * best.get(name, 0.0) + (0.5 if name == "forest" else 0.0) for name in valid}
+        return {name: w for name, w in moved.items() if w > 0}
+    if rule == "one-SE":
+        rows = [rng.integers(0, len(y_valid), len(y_valid)) for _ in range(BOOTSTRAP)]
+        chosen, alone = blend(valid, best), blend(valid, forest)
+        gains = np.array([signed_score(y_valid[r], chosen[r], task_type) - signed_score(y_valid[r], alone[r], task_type)
+                          for r in rows])
+        gains = gains[np.isfinite(gains)]
+        return best if len(gains) > 1 and gains.mean() > gains.std(ddof=1) else forest
+    raise ValueError(f"unknown rule {rule!r}")
+
+
+def rechoose(scores_dir: Path, *, data_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """One record per (saved cell, rule): the weights chosen and their test score."""
+    labels: dict[str, tuple[np.ndarray, str, str]] = {}
+    records = []
+    for path in sorted(scores_dir.glob("*.npz")):
+        match = _FILE.fullmatch(path.name)
+        if match is None:
+            continue
+        dataset = match["dataset"]
+        if dataset not in labels:
+            loaded = load_dataset(dataset, data_dir)
+            labels[dataset] = (loaded.y, loaded.task_type, loaded.info.name)
+        y, task_type, display = labels[dataset]
+        with np.load(path, allow_pickle=False) as saved:
+            parts = {part: {key[len(part) + 1:]: saved[key] for key in saved.files
+                            if key.startswith(f"{part}_") and key != f"{part}_rows"} for part in ("valid", "test")}
+            rows = {part: saved[f"{part}_rows"] for part in ("valid", "test")}
+        rng = np.random.default_rng(int(match["seed"]))
+        metric = PRIMARY_METRIC[task_type]
+        for rule in RULES:
+            weights = choose(rule, parts["valid"], y[rows["valid"]], task_type, rng)
+            test = float(evaluate(y[rows["test"]], blend(parts["test"], weights), task_type)[metric])
+            records.append({"dataset": display, "method": match["method"], "n_labels": int(match["labels"]),
+                            "seed": int(match["seed"]), "rule": rule, "metric": metric, "weights": weights,
+                            "test": test})
+    return records
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    lines = ["# Blend rules on saved ensemble members", "", f"Command: `{result['command']}`", "",
+             f"- Finished {result['finished_at']}; reads `{result['scores_dir']}` (saved by "
+             "`benchmarks.label_efficiency`; the members are trained there, nothing is trained here).",
+             "- Rules: see the module's docstring. Test metric (ROC-AUC up, RMSE down), mean ± sample std over "
+             "seeds; `vs forest` = seeds where the rule is at least as good as the forest alone.", ""]
+    header = ["dataset", "method", "labels", "seeds", *RULES, *(f"{r} vs forest" for r in RULES[:-1])]
+    table = []
+    for (dataset, method, n_labels), runs in group_runs(result["records"], ["dataset", "method", "n_labels"]):
+        by_rule = {rule: {r["seed"]: r["test"] for r in runs if r["rule"] == rule} for rule in RULES}
+        lower = not higher_is_better(runs[0]["metric"])
+        row = [dataset, method, f"{n_labels:,}", str(len(by_rule["forest"]))]
+        row += [mean_std_text(*mean_std(list(by_rule[rule].values()))) for rule in RULES]
+        for rule in RULES[:-1]:
+            paired = [(v, by_rule["forest"][s]) for s, v in by_rule[rule].items() if s in by_rule["forest"]]
+            wins = sum((v <= f) if lower else (v >= f) for v, f in paired)
+            row.append(f"{wins}/{len(paired)}")
+        table.append(row)
+    lines += markdown_table(header, table, right_from=2)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scores-dir", type=Path, default=RESULTS / "label_efficiency_scores")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    records = rechoose(args.scores_dir, data_dir=args.data_dir)
+    result = {"benchmark": NAME, "command": command_line(NAME, argv), "scores_dir": str(args.scores_dir),
+              "records": records, "hardware": hardware(), "finished_at": utc_now()}
+    write_results(NAME, result, to_markdown(result), args.results_dir)
+
+
+if __name__ == "__main__":
+    main()

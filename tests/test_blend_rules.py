@@ -1,0 +1,43 @@
+"""benchmarks.blend_rules: blend rules re-chosen on saved ensemble members."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import blend_rules
+from molft.data.registry import load_dataset
+from molft.evaluate import evaluate
+
+
+def test_each_rule_rechooses_the_saved_members_and_the_forest_rule_is_the_forest(tmp_path: Path,
+                                                                                  tiny_data_dir: Path) -> None:
+    data = load_dataset("bbbp", tiny_data_dir)
+    rng = np.random.default_rng(0)
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    for seed in range(2):
+        members = {}
+        for part in ("valid", "test"):
+            y = data.y[data.split[part]]
+            members[f"{part}_rows"] = data.split[part]
+            members[f"{part}_forest"] = (y + rng.normal(0, 0.8, y.shape)).astype(np.float32)
+            members[f"{part}_gnn"] = (y + rng.normal(0, 1.5, y.shape)).astype(np.float32)
+        np.savez(scores / f"bbbp-auto-gin-x-100-{seed}.npz", **members)
+    (scores / "notes.txt").write_text("not a cell")
+
+    records = blend_rules.rechoose(scores, data_dir=tiny_data_dir)
+    assert len(records) == 2 * len(blend_rules.RULES)
+    assert {r["rule"] for r in records} == set(blend_rules.RULES)
+    for record in (r for r in records if r["rule"] == "forest"):
+        with np.load(scores / f"bbbp-auto-gin-x-100-{record['seed']}.npz") as saved:
+            forest = evaluate(data.y[saved["test_rows"]], saved["test_forest"], data.task_type)["roc_auc"]
+        assert record["weights"] == {"forest": 1.0} and record["test"] == pytest.approx(forest)
+    assert all(r["weights"] == {"forest": 0.5, "gnn": 0.5} for r in records if r["rule"] == "equal")
+    assert records == blend_rules.rechoose(scores, data_dir=tiny_data_dir)  # bootstrap seeded: deterministic
+
+    blend_rules.main(["--scores-dir", str(scores), "--data-dir", str(tiny_data_dir), "--results-dir", str(tmp_path)])
+    markdown = (tmp_path / "blend_rules.md").read_text()
+    assert "| BBBP | auto-gin-x | 100 | 2 |" in markdown
