@@ -105,6 +105,16 @@ def test_one_class_validation_leaves_probabilities_uncalibrated():
     np.testing.assert_allclose(calibrator.transform(np.array([[0.7]])), 0.7)
 
 
+def test_validation_scores_that_rank_backwards_never_invert_the_ranking():
+    """HIV at 100 labels had a seed whose validation set ranked the boosted member backwards: Platt's
+    negative slope turned its test ROC-AUC 0.447 into 0.553. Such a task now stays uncalibrated."""
+    scores = np.linspace(0.05, 0.95, 40)[:, None]
+    backwards = (scores[:, 0] < 0.5).astype(float)[:, None]
+    calibrator = PlattCalibrator.fit(backwards, scores)
+    assert calibrator.a == (1.0,) and calibrator.b == (0.0,)
+    np.testing.assert_allclose(calibrator.transform(scores), scores)
+
+
 def test_nearest_similarity_is_the_largest_tanimoto():
     reference = np.array([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=np.uint8)
     query = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]], dtype=np.uint8)

@@ -67,7 +67,9 @@ class PlattCalibrator:
 
     @classmethod
     def fit(cls, y: np.ndarray, probabilities: np.ndarray) -> PlattCalibrator:
-        """Fit on validation labels and probabilities; a task with one class stays uncalibrated."""
+        """Fit on validation labels and probabilities; a task with one class stays uncalibrated, and so
+        does one whose fitted slope is not positive (validation scores that do not rank its labels):
+        a calibration may move probabilities but must never invert or erase the model's ranking."""
         from sklearn.linear_model import LogisticRegression
 
         a, b = [], []
@@ -79,8 +81,9 @@ class PlattCalibrator:
                 b.append(0.0)
                 continue
             model = LogisticRegression(C=1.0).fit(_logit(probabilities[known, task])[:, None], labels.astype(int))
-            a.append(float(model.coef_[0, 0]))
-            b.append(float(model.intercept_[0]))
+            slope = float(model.coef_[0, 0])
+            a.append(slope if slope > 0 else 1.0)
+            b.append(float(model.intercept_[0]) if slope > 0 else 0.0)
         return cls(tuple(a), tuple(b))
 
     def transform(self, probabilities: np.ndarray) -> np.ndarray:
