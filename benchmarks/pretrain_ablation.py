@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from scipy.stats import rankdata
+
 from benchmarks import encoder_probe
 from benchmarks.harness import (
     RESULTS,
@@ -55,6 +57,7 @@ from benchmarks.harness import (
     write_results,
 )
 from molft.errors import InputError
+from molft.evaluate import higher_is_better
 from molft.runtime import default_data_dir, run_metadata
 
 NAME = "pretrain_ablation"
@@ -157,10 +160,9 @@ def probe_summary(probe: dict[str, Any], arms: Sequence[str]) -> dict[str, Any]:
     for dataset, n_labels, metric in cells:
         scored = [(a, by[(a, "linear", dataset, n_labels)]["test_mean"]) for a in arms
                   if (a, "linear", dataset, n_labels) in by]
-        lower_better = metric in ("rmse", "mae")
-        ordered = sorted(scored, key=lambda t: t[1] if lower_better else -t[1])
-        for rank, (a, _) in enumerate(ordered, start=1):
-            ranks[a].append(rank)
+        sign = -1.0 if higher_is_better(metric) else 1.0  # rank 1 = best; ties share the mean rank
+        for (a, _), rank in zip(scored, rankdata([sign * score for _, score in scored])):
+            ranks[a].append(float(rank))
     return {"cells": [list(c) for c in cells],
             "mean_rank": {a: (statistics.mean(v) if v else None) for a, v in ranks.items()},
             "scores": {f"{a}|{p}|{d}|{n}": {"test_mean": r["test_mean"], "test_std": r["test_std"],

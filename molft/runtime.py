@@ -50,8 +50,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(list(state["cuda"]))
 
 
-def resolve_device(device: str | None = None) -> torch.device:
-    """The device to use: the one asked for, else ``cuda`` when present, else ``cpu``."""
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The device to use: the one asked for (a name or a ``torch.device``), else ``cuda`` when present, else ``cpu``."""
     import torch
 
     if device in (None, "", "auto"):

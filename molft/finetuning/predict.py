@@ -114,7 +114,7 @@ class FinetunedModel:
             from molft.finetuning.recipe import TargetScaler
             from molft.runtime import resolve_device
 
-            device = resolve_device(device) if device is None or isinstance(device, str) else device
+            device = resolve_device(device)
             for member in config["members"]:
                 model, _ = load_model(directory / member)
                 members.append(model.to(device).eval())
@@ -160,7 +160,7 @@ class FinetunedModel:
         from molft.runtime import resolve_device
         from molft.training import predict_batches
 
-        device = resolve_device(device) if device is None or isinstance(device, str) else device
+        device = resolve_device(device)
         loader = DataLoader(dataset, batch_size=256)
         return np.stack([to_user_units(predict_batches(member, loader, device), self.task_type, self.scaler)
                          for member in self.members])

@@ -76,14 +76,13 @@ class PlattCalibrator:
         for task in range(y.shape[1]):
             known = ~np.isnan(y[:, task])
             labels = y[known, task]
-            if len(np.unique(labels)) < 2:
-                a.append(1.0)
-                b.append(0.0)
-                continue
-            model = LogisticRegression(C=1.0).fit(_logit(probabilities[known, task])[:, None], labels.astype(int))
-            slope = float(model.coef_[0, 0])
-            a.append(slope if slope > 0 else 1.0)
-            b.append(float(model.intercept_[0]) if slope > 0 else 0.0)
+            slope, intercept = 1.0, 0.0  # identity
+            if len(np.unique(labels)) == 2:
+                model = LogisticRegression(C=1.0).fit(_logit(probabilities[known, task])[:, None], labels.astype(int))
+                if model.coef_[0, 0] > 0:
+                    slope, intercept = float(model.coef_[0, 0]), float(model.intercept_[0])
+            a.append(slope)
+            b.append(intercept)
         return cls(tuple(a), tuple(b))
 
     def transform(self, probabilities: np.ndarray) -> np.ndarray:
