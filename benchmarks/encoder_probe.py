@@ -337,11 +337,13 @@ class Encoder:
     settings: str = ""
 
 
-def parse_encoders(specs: Sequence[str]) -> list[Encoder]:
+def parse_encoders(specs: Sequence[str], *, recorded: Sequence[dict[str, Any]] = ()) -> list[Encoder]:
     """``--encoders``: shipped names (``default``, ``contextpred``...), ``NAME=PATH`` or a bare PATH.
 
     A bare path is named after its directory; any directory holding ``config.json`` and
-    ``model.safetensors`` works (e.g. a pretraining run's ``checkpoint/encoder``).
+    ``model.safetensors`` works (e.g. a pretraining run's ``checkpoint/encoder``). An encoder
+    whose directory is gone is taken from ``recorded`` runs of that name and directory instead
+    (``--report-only``: reporting needs the runs, not the weights).
 
     Raises:
         InputError: an unknown name, a directory that is no encoder, or two encoders with one name.
@@ -355,6 +357,10 @@ def parse_encoders(specs: Sequence[str]) -> list[Encoder]:
                 raise InputError(f"--encoders {spec!r}: expected NAME=PATH")
         else:
             name, path = (spec, spec) if spec in SHIPPED else (Path(spec).name, spec)
+        earlier = recorded_encoder(name, path, recorded)
+        if earlier is not None and not (Path(path) / "config.json").is_file():
+            encoders.append(earlier)
+            continue
         directory = resolve_pretrained(path)
         if directory is None:
             raise InputError(f"--encoders {spec!r}: 'none' is no encoder")
@@ -369,6 +375,16 @@ def parse_encoders(specs: Sequence[str]) -> list[Encoder]:
     if any(n in PEERS or n == FOREST for n in names):
         raise InputError(f"--encoders: the names {', '.join((FOREST, *PEERS))} are taken; choose another NAME=PATH")
     return encoders
+
+
+def recorded_encoder(name: str, path: str, runs: Sequence[dict[str, Any]]) -> Encoder | None:
+    """The encoder ``name`` at ``path`` as its latest recorded probe run saw it (None if never probed)."""
+    mine = [r for r in runs if r.get("kind") == "encoder" and r.get("encoder") == name and r.get("encoder_dir") == path]
+    if not mine:
+        return None
+    latest = max(mine, key=lambda r: r.get("finished_at", ""))
+    settings = ";".join(latest["settings"].split(";")[:2])  # encoder=<digest>;pool=mean, without the path's own
+    return Encoder(name, "encoder", Path(path), latest.get("vocabulary", "ogb"), settings)
 
 
 def minimol_unavailable() -> str | None:
@@ -552,7 +568,8 @@ def run_benchmark(
     runs_file = results_dir / f"{NAME}_runs.jsonl"
     device_ = resolve_device(device)
     command = command or command_line(NAME, None)
-    chosen = parse_encoders(list(dict.fromkeys(encoders)))
+    recorded = {run_key(r): r for r in read_runs(runs_file)}
+    chosen = parse_encoders(list(dict.fromkeys(encoders)), recorded=list(recorded.values()) if report_only else ())
     peer_list, skipped = resolve_peers(list(peers))
     models = [*chosen, *peer_list]
     vocabularies = [e.vocabulary for e in chosen if e.vocabulary] or ["ogb"]
@@ -562,7 +579,6 @@ def run_benchmark(
     if len(set(names)) < len(names):
         raise InputError(f"--tasks names one dataset twice: {', '.join(tasks)}")
 
-    recorded = {run_key(r): r for r in read_runs(runs_file)}
     subsets: dict[tuple[str, int], dict[int, np.ndarray]] = {}
     embeddings: dict[tuple[str, str], tuple[np.ndarray, float, list]] = {}
     probes: dict[tuple, tuple[LinearProbe, float]] = {}
@@ -627,7 +643,8 @@ def run_benchmark(
             info.update(encoder=model.name, kind=model.kind, path=path, strengths=fitted.strengths,
                         constant_tasks=len(fitted.constant_tasks), features=int(matrix.shape[1]), embed_s=embed_s,
                         linear_fit_s=fit_s, embedding_failures=len(failures),
-                        encoder_dir=str(model.directory) if model.directory else None)
+                        encoder_dir=str(model.directory) if model.directory else None,
+                        vocabulary=model.vocabulary)
             if failures:
                 info["first_embedding_failure"] = {"smiles": data.base.smiles[failures[0][0]], "reason": failures[0][1]}
             if path == "linear":

@@ -170,6 +170,15 @@ def probe_summary(probe: dict[str, Any], arms: Sequence[str]) -> dict[str, Any]:
                        for (a, p, d, n), r in by.items()}}
 
 
+def hosts(arms: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """The arms grouped by the CPU each was pretrained on (``not recorded`` for early records)."""
+    grouped: dict[str, list[str]] = {}
+    for arm in arms:
+        cpu = (arm.get("hardware") or {}).get("cpu") or "not recorded"
+        grouped.setdefault(cpu, []).append(arm["arm"])
+    return grouped
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     arms = result["arms"]
     summary = result["probe_summary"]
@@ -184,7 +193,10 @@ def to_markdown(result: dict[str, Any]) -> str:
         "chosen on validation), same nested subsets and seeds for every arm; its full tables: "
         "`pretrain_ablation/encoder_probe.md`.",
         "- Rank: mean rank of the arm's linear probe among the arms over every (task, labels) cell "
-        "(1 = best). Scores: test mean over seeds (ROC-AUC up, RMSE down); ▲ = blend beats the forest.", "",
+        "(1 = best). Scores: test mean over seeds (ROC-AUC up, RMSE down); ▲ = blend beats the forest.",
+        "- Equal compute is the step count; `train min` and `graphs/s` are each arm's own wall clock where it ran ("
+        + "; ".join(f"{host}: {', '.join(names)}" for host, names in hosts(arms).items())
+        + "), so they compare arms only on one host.", "",
     ]
     cells = summary["cells"]
     header = ["arm", "objectives", "steps", "train min", "graphs/s", "rank",
@@ -235,7 +247,7 @@ def run_ablation(arms: Sequence[str], *, molecules: int = 51_200, steps: int = 2
         record = pretrain_arm(arm, corpus, workdir / name, **arm_settings(arm, molecules=molecules, steps=steps),
                               workers=workers, device=device, progress=progress)
         record.update(steps_asked=steps, prefix=molecules, train_s=round(time.perf_counter() - began, 1),
-                      run=run_metadata(device=device or "auto", seed=0))
+                      run=run_metadata(device=device or "auto", seed=0), hardware=hardware())
         append_run(runs_file, record)
         done[name] = record
         print(f"{name}: {record['steps']} steps in {record['train_s'] / 60:.1f} min", flush=True)

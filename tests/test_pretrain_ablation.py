@@ -48,5 +48,8 @@ def test_arms_pretrain_once_then_the_probe_ranks_them(tmp_path: Path, tiny_data_
     monkeypatch.setattr(pretrain_ablation, "pretrain_arm", lambda *a, **k: pytest.fail("pretrained a finished arm"))
     again = run_ablation(["random", "attr_masking"], **options)
     assert again["probe_summary"]["mean_rank"] == ranks
+    shutil.rmtree(tmp_path / "work")  # a fresh checkout: the runs are committed, the encoders are not
+    reported = run_ablation(["random", "attr_masking"], **options, report_only=True)
+    assert reported["probe_summary"]["mean_rank"] == ranks
     with pytest.raises(InputError, match="unknown arm"):
         run_ablation(["bert"], **options)
