@@ -884,8 +884,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"({result['runs_executed']} run(s) executed now, {result['runs_reused']} reused from `{result['runs_file']}`)."
         + (f" **{result['runs_missing']} requested run(s) are not in the runs file yet** (`--report-only`, "
            "`--stop-after`, or a run stopped early): cells show how many seeds they have." if result["runs_missing"] else ""),
-        f"- Hardware: {hardware_text(hardware_facts)}, device {settings['device']}. CPU runs shared the cores with "
-        "other jobs, so the times are pessimistic.",
+        f"- Hardware: {hardware_text(hardware_facts)}, device {settings['device']}. Times are each run's own wall "
+        "clock where it ran (recorded runs may come from an earlier, busier machine).",
         f"- Versions: {versions}.",
         "- Models: " + "; ".join(f"`{m['name']}` ({m['directory'] or m['settings']})" for m in result["models"]) + ".",
         f"- Protocol: scaffold split (Hu et al. 2020 / OGB; the built-in assay as `molft finetune` splits it), fixed "
