@@ -5,10 +5,12 @@
 re-chooses the blend of those same members under several rules, so a rule can be judged on many
 cells without training a GNN again:
 
-* ``validation-best``: molft's rule (:func:`molft.finetuning.ensemble.choose_blend`, ``--model auto``):
-  the best validation score on the 0.25 grid;
-* ``one-SE``: that choice only if its paired gain over the forest alone on validation exceeds one
-  bootstrap standard error (200 resamples of the validation molecules), else the forest alone;
+* ``validation-best``: the best validation score on the 0.25 grid
+  (:func:`molft.finetuning.ensemble.choose_blend` with ``rule="best"``; molft's ``auto`` until the
+  one-SE rule replaced it);
+* ``one-SE``: molft's ``auto`` (``rule="one-se"``): that choice only if its paired gain over the forest
+  alone on validation exceeds one bootstrap standard error (200 resamples of the validation
+  molecules), else the forest alone;
 * ``halfway``: the validation-best weights averaged with the forest alone (half the weight moved
   to the forest);
 * ``equal``: every member at equal weight (``--model ensemble``);
@@ -37,38 +39,24 @@ from molft.finetuning.ensemble import blend, choose_blend
 
 NAME = "blend_rules"
 RULES = ("validation-best", "one-SE", "halfway", "equal", "forest")
-BOOTSTRAP = 200
 _FILE = re.compile(r"(?P<dataset>[a-z0-9]+)-(?P<method>.+)-(?P<labels>\d+)-(?P<seed>\d+)\.npz")
 
 
-def signed_score(y: np.ndarray, scores: np.ndarray, task_type: str) -> float:
-    """The primary metric, signed so that higher is better."""
-    metric = PRIMARY_METRIC[task_type]
-    value = float(evaluate(y, scores, task_type)[metric])
-    return value if higher_is_better(metric) else -value
-
-
-def choose(rule: str, valid: Mapping[str, np.ndarray], y_valid: np.ndarray, task_type: str,
-           rng: np.random.Generator) -> dict[str, float]:
+def choose(rule: str, valid: Mapping[str, np.ndarray], y_valid: np.ndarray, task_type: str) -> dict[str, float]:
     """The weights ``rule`` picks from the members' validation scores."""
     forest = {"forest": 1.0}
     if rule == "forest":
         return forest
     if rule == "equal":
         return {name: 1.0 / len(valid) for name in valid}
-    best = choose_blend(valid, y_valid, task_type=task_type).weights
+    if rule == "one-SE":
+        return choose_blend(valid, y_valid, task_type=task_type, rule="one-se").weights
+    best = choose_blend(valid, y_valid, task_type=task_type, rule="best").weights
     if rule == "validation-best" or best == forest:
         return best
     if rule == "halfway":
         moved = {name: 0.5 * best.get(name, 0.0) + (0.5 if name == "forest" else 0.0) for name in valid}
         return {name: w for name, w in moved.items() if w > 0}
-    if rule == "one-SE":
-        rows = [rng.integers(0, len(y_valid), len(y_valid)) for _ in range(BOOTSTRAP)]
-        chosen, alone = blend(valid, best), blend(valid, forest)
-        gains = np.array([signed_score(y_valid[r], chosen[r], task_type) - signed_score(y_valid[r], alone[r], task_type)
-                          for r in rows])
-        gains = gains[np.isfinite(gains)]
-        return best if len(gains) > 1 and gains.mean() > gains.std(ddof=1) else forest
     raise ValueError(f"unknown rule {rule!r}")
 
 
@@ -89,10 +77,9 @@ def rechoose(scores_dir: Path, *, data_dir: str | Path | None = None) -> list[di
             parts = {part: {key[len(part) + 1:]: saved[key] for key in saved.files
                             if key.startswith(f"{part}_") and key != f"{part}_rows"} for part in ("valid", "test")}
             rows = {part: saved[f"{part}_rows"] for part in ("valid", "test")}
-        rng = np.random.default_rng(int(match["seed"]))
         metric = PRIMARY_METRIC[task_type]
         for rule in RULES:
-            weights = choose(rule, parts["valid"], y[rows["valid"]], task_type, rng)
+            weights = choose(rule, parts["valid"], y[rows["valid"]], task_type)
             test = float(evaluate(y[rows["test"]], blend(parts["test"], weights), task_type)[metric])
             records.append({"dataset": display, "method": match["method"], "n_labels": int(match["labels"]),
                             "seed": int(match["seed"]), "rule": rule, "metric": metric, "weights": weights,

@@ -330,7 +330,7 @@ def resolve_methods(
 
 
 #: what fixes an ensemble method's choice, part of its resume key
-ENSEMBLE_SETTINGS = "members=gnn,forest,boosted;grid=0.25;coverage=0.9"
+ENSEMBLE_SETTINGS = "members=gnn,forest,boosted;grid=0.25;rule=one-se;coverage=0.9"
 
 
 def _settings_digest() -> str:

@@ -84,6 +84,16 @@ def task_metric(metric: str, y_true: np.ndarray, y_score: np.ndarray) -> float:
     return float(getattr(sklearn.metrics, METRICS[metric][0])(y_true, y_score))
 
 
+def primary_score(y_true: np.ndarray, y_score: np.ndarray, task_type: str) -> float:
+    """The task type's :data:`PRIMARY_METRIC` averaged over the tasks where it is defined (NaN if none):
+    what model selection compares, without the other metrics :func:`evaluate` computes."""
+    y_true, y_score = np.atleast_2d(np.asarray(y_true, float).T).T, np.atleast_2d(np.asarray(y_score, float).T).T
+    metric = PRIMARY_METRIC[task_type]
+    values = [task_metric(metric, y_true[:, j], y_score[:, j]) for j in range(y_true.shape[1])]
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
 def evaluate(
     y_true: np.ndarray, y_score: np.ndarray, task_type: str, task_names: list[str] | None = None
 ) -> dict[str, object]:

@@ -9,7 +9,7 @@ import pytest
 
 from molft.errors import InputError
 from molft.finetuning.choice import choose_model
-from molft.finetuning.ensemble import blend, choose_blend, members_for, weight_grid
+from molft.finetuning.ensemble import blend, bootstrap_gain, choose_blend, members_for, weight_grid
 from molft.finetuning.uncertainty import (
     PlattCalibrator,
     calibration_scores,
@@ -55,10 +55,40 @@ def test_auto_prefers_a_blend_of_members_whose_errors_differ_and_is_deterministi
     assert all(first.valid_score <= c["valid"] for c in first.candidates)  # RMSE: lower is better
 
 
+def test_one_se_keeps_the_forest_unless_the_gain_exceeds_its_noise():
+    y = RNG.normal(size=(60, 1))
+    forest = y + RNG.normal(scale=0.5, size=y.shape)
+    slightly = forest + RNG.normal(scale=0.02, size=y.shape)  # a gain, if any, well inside the noise
+    predictions = {"gnn": slightly, "forest": forest}
+    best = choose_blend(predictions, y, task_type="regression", rule="best")
+    kept = choose_blend(predictions, y, task_type="regression")
+    assert best.weights != {"forest": 1.0} and best.rule == "best" and best.gain is None
+    assert kept.weights == {"forest": 1.0} and kept.rule == "one-se"
+    assert 0 < kept.gain <= kept.gain_se and "one-standard-error rule" in kept.reason
+    assert kept.valid_score == next(c["valid"] for c in kept.candidates if c["weights"] == {"forest": 1.0})
+    assert choose_blend(dict(predictions), y.copy(), task_type="regression").to_dict() == kept.to_dict()
+
+    y, predictions = _regression()  # forest + boosted, independent errors: a clear gain
+    clear = choose_blend(predictions, y, task_type="regression")
+    assert set(clear.weights) == {"forest", "boosted"} and clear.gain > clear.gain_se > 0
+    assert "exceeds one bootstrap standard error" in clear.reason
+    with pytest.raises(InputError, match="unknown blend rule"):
+        choose_blend(predictions, y, task_type="regression", rule="vote")
+
+
+def test_bootstrap_gain_is_signed_so_that_positive_is_better():
+    y = np.array([[0.0], [1.0]] * 20)
+    perfect, random_ = y * 0.8 + 0.1, RNG.uniform(size=y.shape)
+    gain, se = bootstrap_gain(y, perfect, random_, task_type="classification")
+    assert gain > 0 and se >= 0
+    rmse_gain, _ = bootstrap_gain(y, y, y + 1.0, task_type="regression")
+    assert rmse_gain == pytest.approx(1.0)
+
+
 def test_a_tie_goes_to_fewer_members():
     y = np.array([[0.0], [1.0], [0.0], [1.0]])
     same = np.array([[0.2], [0.9], [0.1], [0.8]])
-    choice = choose_blend({"gnn": same, "forest": same.copy()}, y, task_type="classification")
+    choice = choose_blend({"gnn": same, "forest": same.copy()}, y, task_type="classification", rule="best")
     assert choice.weights == {"gnn": 1.0}
 
 

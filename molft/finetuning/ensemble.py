@@ -4,9 +4,18 @@ The members (``gnn``: the fine-tuned GNN, averaged over its seeds; ``forest`` an
 :mod:`molft.finetuning.trees`) each give validation predictions. :func:`choose_blend` scores every
 candidate of a coarse grid on the simplex (weights in steps of ``step``, 0.25 by default: 15
 candidates for three members, each single member among them) with the task's primary metric
-(ROC-AUC, or RMSE) on the validation split, and keeps the best; a tie goes to the candidate with
-fewer members, then to the earlier member order. A grid this coarse has few degrees of freedom,
-so 100 validation molecules cannot be fitted by it the way free weights could be.
+(ROC-AUC, or RMSE) on the validation split; a tie goes to the candidate with fewer members, then to
+the earlier member order. A grid this coarse has few degrees of freedom, so 100 validation molecules
+cannot be fitted by it the way free weights could be.
+
+Then the one-standard-error rule (``rule="one-se"``, the default; Hastie et al., *Elements of
+Statistical Learning*, 7.10): the forest on Morgan bits is the reference, the member whose setting
+is fixed and never selected on validation. The best candidate replaces it only if its paired gain
+over the forest alone on validation exceeds one bootstrap standard error (:data:`BOOTSTRAP`
+resamples of the validation molecules, a fixed random state, so the choice is deterministic);
+otherwise molft predicts with the forest. A scaffold split's validation part is small and often
+unlike its test part, and the gain of the best of 15 candidates is biased upward: a gain inside the
+noise is not evidence. ``rule="best"`` keeps the best validation score whatever its margin.
 
 ``--model`` (:data:`MODEL_CHOICES`): ``auto`` (the default: choose as above), ``ensemble`` (equal
 weights over every member), or one member kind forced.
@@ -22,10 +31,16 @@ from typing import Any
 import numpy as np
 
 from molft.errors import InputError
-from molft.evaluate import PRIMARY_METRIC, evaluate, higher_is_better
+from molft.evaluate import PRIMARY_METRIC, higher_is_better, primary_score
 
 MEMBER_KINDS = ("gnn", "forest", "boosted")
 MODEL_CHOICES = ("auto", "ensemble", *MEMBER_KINDS)
+#: how ``auto`` turns validation scores into a choice (see the module docstring)
+BLEND_RULES = ("one-se", "best")
+#: the member a candidate must beat by more than its noise under ``one-se``
+REFERENCE_MEMBER = "forest"
+#: bootstrap resamples of the validation molecules for the standard error of a gain
+BOOTSTRAP = 200
 
 
 def members_for(model: str) -> tuple[str, ...]:
@@ -63,6 +78,9 @@ class BlendChoice:
         valid_score: the chosen candidate's validation score.
         candidates: ``{"weights", "valid"}`` of every candidate, best first.
         reason: one sentence for ``summary.md``.
+        rule: the rule ``auto`` applied (None for a forced model).
+        gain: under ``one-se``, the best candidate's validation gain over the forest alone
+            (signed: positive = better), with ``gain_se`` its bootstrap standard error.
     """
 
     weights: dict[str, float]
@@ -70,15 +88,39 @@ class BlendChoice:
     valid_score: float
     candidates: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
+    rule: str | None = None
+    gain: float | None = None
+    gain_se: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"weights": self.weights, "metric": self.metric, "valid": self.valid_score,
-                "reason": self.reason, "candidates": self.candidates}
+                "reason": self.reason, "rule": self.rule, "gain": self.gain, "gain_se": self.gain_se,
+                "candidates": self.candidates}
 
 
 def describe_weights(weights: Mapping[str, float]) -> str:
     """``"gnn 0.25 + forest 0.75"``."""
     return " + ".join(f"{name} {weight:g}" for name, weight in weights.items()) if len(weights) > 1 else next(iter(weights))
+
+
+def bootstrap_gain(
+    y: np.ndarray, candidate: np.ndarray, reference: np.ndarray, *, task_type: str, resamples: int = BOOTSTRAP,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """The paired gain of ``candidate`` over ``reference`` in the primary metric (signed so that
+    positive is better) on the molecules of ``y``, and its bootstrap standard error: the sample std
+    of the gain over ``resamples`` resamples of the molecules (resamples where the metric is
+    undefined, e.g. one class only, are left out; NaN with fewer than two left)."""
+    sign = 1.0 if higher_is_better(PRIMARY_METRIC[task_type]) else -1.0
+    gain = sign * (primary_score(y, candidate, task_type) - primary_score(y, reference, task_type))
+    rng = np.random.default_rng(seed)
+    gains = []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(y), len(y))
+        gains.append(sign * (primary_score(y[rows], candidate[rows], task_type)
+                             - primary_score(y[rows], reference[rows], task_type)))
+    finite = np.asarray(gains)[np.isfinite(gains)]
+    return float(gain), float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
 
 
 def choose_blend(
@@ -88,6 +130,7 @@ def choose_blend(
     task_type: str,
     model: str = "auto",
     step: float = 0.25,
+    rule: str = "one-se",
 ) -> BlendChoice:
     """Choose the model to predict with from the members' validation predictions.
 
@@ -97,16 +140,20 @@ def choose_blend(
         task_type: ``"classification"`` or ``"regression"``.
         model: ``"auto"`` (grid search), ``"ensemble"`` (equal weights) or a member kind.
         step: the grid's weight step.
+        rule: ``"one-se"`` (keep the forest unless the best candidate beats it by more than one
+            bootstrap standard error on validation) or ``"best"`` (the best validation score); ``auto`` only.
 
     Returns:
         the choice, deterministic for the same inputs.
     """
+    if rule not in BLEND_RULES:
+        raise InputError(f"unknown blend rule {rule!r}; choose one of: {', '.join(BLEND_RULES)}")
     names = list(valid_predictions)
     metric = PRIMARY_METRIC[task_type]
     sign = 1.0 if higher_is_better(metric) else -1.0
 
     def score(weights: dict[str, float]) -> float:
-        value = float(evaluate(y_valid, blend(valid_predictions, weights), task_type)[metric])
+        value = primary_score(y_valid, blend(valid_predictions, weights), task_type)
         return value if np.isfinite(value) else -sign * float("inf")  # undefined: never chosen over a score
 
     if model == "auto":
@@ -125,18 +172,36 @@ def choose_blend(
     )
     best, best_score = ranked[0]
     candidates = [{"weights": w, "valid": s} for w, s in ranked]
-    if model == "auto":
-        singles = {next(iter(w)): s for w, s in scored if len(w) == 1}
-        best_single = max(singles, key=lambda n: sign * singles[n])
-        if len(best) == 1:
-            reason = (f"{describe_weights(best)} alone scored the best validation {metric} ({best_score:.4f}) of {len(grid)} "
-                      f"candidate blends (weights in steps of {step:g})")
-        else:
-            reason = (f"the blend {describe_weights(best)} scored validation {metric} {best_score:.4f}, better than "
-                      f"the best single member ({best_single}, {singles[best_single]:.4f}), of {len(grid)} candidates "
-                      f"(weights in steps of {step:g})")
-    elif model == "ensemble":
-        reason = f"--model ensemble: equal weights over {', '.join(names)} (validation {metric} {best_score:.4f})"
+    if model != "auto":
+        reason = (f"--model ensemble: equal weights over {', '.join(names)} (validation {metric} {best_score:.4f})"
+                  if model == "ensemble" else f"--model {model}: that member alone (validation {metric} {best_score:.4f})")
+        return BlendChoice(weights=dict(best), metric=metric, valid_score=best_score, candidates=candidates,
+                           reason=reason)
+    singles = {next(iter(w)): s for w, s in scored if len(w) == 1}
+    best_single = max(singles, key=lambda n: sign * singles[n])
+    grid_text = f"of {len(grid)} candidate blends (weights in steps of {step:g})"
+    if len(best) == 1:
+        reason = f"{describe_weights(best)} alone scored the best validation {metric} ({best_score:.4f}) {grid_text}"
     else:
-        reason = f"--model {model}: that member alone (validation {metric} {best_score:.4f})"
-    return BlendChoice(weights=dict(best), metric=metric, valid_score=best_score, candidates=candidates, reason=reason)
+        reason = (f"the blend {describe_weights(best)} scored validation {metric} {best_score:.4f}, better than "
+                  f"the best single member ({best_single}, {singles[best_single]:.4f}), {grid_text}")
+    choice = BlendChoice(weights=dict(best), metric=metric, valid_score=best_score, candidates=candidates,
+                         reason=reason, rule=rule)
+    reference = {REFERENCE_MEMBER: 1.0}
+    if rule == "best" or REFERENCE_MEMBER not in names or best == reference:
+        return choice
+    gain, se = bootstrap_gain(y_valid, blend(valid_predictions, best), blend(valid_predictions, reference),
+                              task_type=task_type)
+    choice.gain, choice.gain_se = gain, se
+    if np.isfinite(se) and gain > se:
+        choice.reason += (f"; its gain over the {REFERENCE_MEMBER} alone ({gain:+.4f}) exceeds one bootstrap standard "
+                          f"error ({se:.4f}, {BOOTSTRAP} resamples of the validation molecules)")
+        return choice
+    choice.weights, choice.valid_score = dict(reference), singles[REFERENCE_MEMBER]
+    choice.reason = (f"the {REFERENCE_MEMBER} alone (validation {metric} {singles[REFERENCE_MEMBER]:.4f}): the best "
+                     f"candidate, {describe_weights(best)} ({best_score:.4f}, {grid_text}), gains {gain:+.4f} over it, "
+                     + (f"not more than one bootstrap standard error ({se:.4f}, {BOOTSTRAP} resamples of the validation "
+                        "molecules)" if np.isfinite(se) else "and the validation split is too small to tell its "
+                        "standard error")
+                     + ", so the fixed-setting forest is kept (one-standard-error rule)")
+    return choice
