@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from molft.errors import InputError
+from molft.evaluate import primary_score
 from molft.finetuning.choice import choose_model
 from molft.finetuning.ensemble import blend, bootstrap_gain, choose_blend, members_for, weight_grid
 from molft.finetuning.uncertainty import (
@@ -83,6 +84,26 @@ def test_bootstrap_gain_is_signed_so_that_positive_is_better():
     assert gain > 0 and se >= 0
     rmse_gain, _ = bootstrap_gain(y, y, y + 1.0, task_type="regression")
     assert rmse_gain == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("task_type", ["classification", "regression"])
+def test_bootstrap_gain_equals_the_metric_on_each_resample(task_type):
+    rng = np.random.default_rng(3)
+    shape = (40, 3)
+    y = (rng.uniform(size=shape) < 0.2).astype(float) if task_type == "classification" else rng.normal(size=shape)
+    y[rng.uniform(size=shape) < 0.25] = np.nan  # missing labels, and resamples where a task has one class
+    candidate, reference = np.round(rng.uniform(size=shape), 1), rng.uniform(size=shape)  # ties in candidate
+    gain, se = bootstrap_gain(y, candidate, reference, task_type=task_type, resamples=50, seed=7)
+
+    draws, direct = np.random.default_rng(7), []
+    for _ in range(50):  # the same resamples, scored molecule by molecule with scikit-learn
+        rows = draws.integers(0, len(y), len(y))
+        difference = primary_score(y[rows], candidate[rows], task_type) - primary_score(y[rows], reference[rows], task_type)
+        direct.append(difference if task_type == "classification" else -difference)
+    direct = np.asarray(direct)[np.isfinite(direct)]
+    assert se == pytest.approx(direct.std(ddof=1), abs=1e-12)
+    sign = 1 if task_type == "classification" else -1
+    assert gain == pytest.approx(sign * (primary_score(y, candidate, task_type) - primary_score(y, reference, task_type)))
 
 
 def test_a_tie_goes_to_fewer_members():
