@@ -16,6 +16,13 @@ cells without training a GNN again:
 * ``equal``: every member at equal weight (``--model ensemble``);
 * ``forest``: the forest member alone (the baseline the issue measures against).
 
+For regression cells it also compares two ways of sizing molft's 90% intervals around the one-SE
+choice, both split-conformal on validation: ``absolute`` (molft's: one half-width from the
+absolute residuals, :func:`molft.finetuning.uncertainty.conformal_halfwidths`) and
+``spread-normalized`` (residuals divided by ``sigma`` = the std over all saved members plus the
+median of that std on validation, so molecules where the members disagree get wider intervals;
+Lei et al. 2018's locally weighted conformal). Test coverage and mean interval width are reported.
+
     python -m benchmarks.blend_rules
 
 Writes benchmarks/results/blend_rules.{json,md}.
@@ -34,8 +41,9 @@ import numpy as np
 from benchmarks.harness import RESULTS, command_line, group_runs, hardware, markdown_table, mean_std_text, utc_now, \
     write_results
 from molft.data.registry import load_dataset
-from molft.evaluate import PRIMARY_METRIC, evaluate, higher_is_better, mean_std
+from molft.evaluate import PRIMARY_METRIC, REGRESSION, evaluate, higher_is_better, mean_std
 from molft.finetuning.ensemble import blend, choose_blend
+from molft.finetuning.uncertainty import conformal_halfwidths
 
 NAME = "blend_rules"
 RULES = ("validation-best", "one-SE", "halfway", "equal", "forest")
@@ -60,6 +68,29 @@ def choose(rule: str, valid: Mapping[str, np.ndarray], y_valid: np.ndarray, task
     raise ValueError(f"unknown rule {rule!r}")
 
 
+COVERAGE = 0.9
+
+
+def interval_record(valid: Mapping[str, np.ndarray], test: Mapping[str, np.ndarray], y_valid: np.ndarray,
+                    y_test: np.ndarray, weights: Mapping[str, float]) -> dict[str, Any]:
+    """Test coverage and mean width of the ``absolute`` and ``spread-normalized`` 90% intervals
+    around the blend ``weights`` (first task)."""
+    centre = {"valid": blend(valid, weights)[:, 0], "test": blend(test, weights)[:, 0]}
+    spread = {part: np.std(np.stack([m[:, 0] for m in members.values()]), axis=0)
+              for part, members in (("valid", valid), ("test", test))}
+    known = {"valid": ~np.isnan(y_valid[:, 0]), "test": ~np.isnan(y_test[:, 0])}
+    floor = float(np.median(spread["valid"][known["valid"]]))
+    out = {}
+    for name, scale in (("absolute", {p: np.ones_like(v) for p, v in spread.items()}),
+                        ("spread-normalized", {p: v + floor for p, v in spread.items()})):
+        score = (np.abs(y_valid[:, 0] - centre["valid"]) / scale["valid"])[known["valid"]]
+        q = conformal_halfwidths(score[:, None], np.zeros((len(score), 1)), coverage=COVERAGE)[0]
+        width = q * scale["test"][known["test"]]
+        inside = np.abs(y_test[known["test"], 0] - centre["test"][known["test"]]) <= width
+        out[name] = {"coverage": float(inside.mean()), "mean_width": float(2 * width.mean())}
+    return out
+
+
 def rechoose(scores_dir: Path, *, data_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """One record per (saved cell, rule): the weights chosen and their test score."""
     labels: dict[str, tuple[np.ndarray, str, str]] = {}
@@ -77,13 +108,18 @@ def rechoose(scores_dir: Path, *, data_dir: str | Path | None = None) -> list[di
             parts = {part: {key[len(part) + 1:]: saved[key] for key in saved.files
                             if key.startswith(f"{part}_") and key != f"{part}_rows"} for part in ("valid", "test")}
             rows = {part: saved[f"{part}_rows"] for part in ("valid", "test")}
+        if "forest" not in parts["valid"] or len(parts["valid"]) < 2:
+            continue  # a member run alone (e.g. ``boosted``), not an ensemble
         metric = PRIMARY_METRIC[task_type]
         for rule in RULES:
             weights = choose(rule, parts["valid"], y[rows["valid"]], task_type)
             test = float(evaluate(y[rows["test"]], blend(parts["test"], weights), task_type)[metric])
-            records.append({"dataset": display, "method": match["method"], "n_labels": int(match["labels"]),
-                            "seed": int(match["seed"]), "rule": rule, "metric": metric, "weights": weights,
-                            "test": test})
+            record = {"dataset": display, "method": match["method"], "n_labels": int(match["labels"]),
+                      "seed": int(match["seed"]), "rule": rule, "metric": metric, "weights": weights, "test": test}
+            if rule == "one-SE" and task_type == REGRESSION:
+                record["intervals"] = interval_record(parts["valid"], parts["test"], y[rows["valid"]],
+                                                      y[rows["test"]], weights)
+            records.append(record)
     return records
 
 
@@ -106,6 +142,21 @@ def to_markdown(result: dict[str, Any]) -> str:
             row.append(f"{wins}/{len(paired)}")
         table.append(row)
     lines += markdown_table(header, table, right_from=2)
+    sized = [r for r in result["records"] if "intervals" in r]
+    if sized:
+        lines += ["", f"Intervals around molft's (one-SE) choice, regression cells: test coverage of the stated "
+                  f"{COVERAGE:.0%} interval and its mean width (mean ± std over seeds):", ""]
+        kinds = ("absolute", "spread-normalized")
+        rows = []
+        for (dataset, method, n_labels), runs in group_runs(sized, ["dataset", "method", "n_labels"]):
+            row = [dataset, method, f"{n_labels:,}", str(len(runs))]
+            for kind in kinds:
+                row += [mean_std_text(*mean_std([r["intervals"][kind][key] for r in runs]))
+                        for key in ("coverage", "mean_width")]
+            rows.append(row)
+        lines += markdown_table(["dataset", "method", "labels", "seeds", *(f"{k} {what}" for k in kinds
+                                                                           for what in ("coverage", "width"))],
+                                rows, right_from=2)
     return "\n".join(lines) + "\n"
 
 

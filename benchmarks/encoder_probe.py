@@ -91,6 +91,7 @@ from molft.data.dataset import GraphDataset
 from molft.data.featurized import file_sha256
 from molft.data.registry import LoadedDataset
 from molft.data.splits import scaffold_split
+from molft.embedding import LAYERS, read_layers
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, REGRESSION, evaluate, higher_is_better, improves, mean_std, task_metric
 from molft.featurize.graph import featurize_many
@@ -328,6 +329,7 @@ class Encoder:
         directory: the encoder directory (encoders only).
         vocabulary: the feature vocabulary of its input graphs (encoders only).
         settings: what fixes its embeddings (weights digest, package version); part of the run key.
+        layers: what its embedding pools (:data:`molft.embedding.LAYERS`: ``last`` or ``all``).
     """
 
     name: str
@@ -335,10 +337,13 @@ class Encoder:
     directory: Path | None = None
     vocabulary: str | None = None
     settings: str = ""
+    layers: str = "last"
 
 
 def parse_encoders(specs: Sequence[str], *, recorded: Sequence[dict[str, Any]] = ()) -> list[Encoder]:
-    """``--encoders``: shipped names (``default``, ``contextpred``...), ``NAME=PATH`` or a bare PATH.
+    """``--encoders``: shipped names (``default``, ``contextpred``...), ``NAME=PATH`` or a bare PATH,
+    each optionally ending in ``@all`` (pool every layer's output, concatenated, as ``molft embed
+    --layers all``; the name keeps the suffix) or ``@last`` (the default).
 
     A bare path is named after its directory; any directory holding ``config.json`` and
     ``model.safetensors`` works (e.g. a pretraining run's ``checkpoint/encoder``). An encoder
@@ -350,6 +355,11 @@ def parse_encoders(specs: Sequence[str], *, recorded: Sequence[dict[str, Any]] =
     """
     encoders: list[Encoder] = []
     for spec in specs:
+        spec, _, layers = spec.partition("@")
+        layers = layers.strip() or "last"
+        if layers not in LAYERS:
+            raise InputError(f"--encoders {spec}@{layers}: choose @{' or @'.join(LAYERS)}")
+        suffix = "" if layers == "last" else f"@{layers}"
         if "=" in spec:
             name, _, path = spec.partition("=")
             name, path = name.strip(), path.strip()
@@ -357,6 +367,7 @@ def parse_encoders(specs: Sequence[str], *, recorded: Sequence[dict[str, Any]] =
                 raise InputError(f"--encoders {spec!r}: expected NAME=PATH")
         else:
             name, path = (spec, spec) if spec in SHIPPED else (Path(spec).name, spec)
+        name += suffix
         earlier = recorded_encoder(name, path, recorded)
         if earlier is not None and not (Path(path) / "config.json").is_file():
             encoders.append(earlier)
@@ -366,8 +377,9 @@ def parse_encoders(specs: Sequence[str], *, recorded: Sequence[dict[str, Any]] =
             raise InputError(f"--encoders {spec!r}: 'none' is no encoder")
         encoder, _ = load_encoder(directory)
         digest = file_sha256(directory / "model.safetensors")[:12]
+        jk = "" if encoder.config.jk == "last" else f";jk={encoder.config.jk}"  # layers read (no weights of their own)
         encoders.append(Encoder(name, "encoder", directory, encoder.config.vocabulary,
-                                f"encoder={digest};pool=mean"))
+                                f"encoder={digest};pool=mean{jk}" + (f";layers={layers}" if suffix else ""), layers))
     names = [e.name for e in encoders]
     doubled = sorted({n for n in names if names.count(n) > 1})
     if doubled:
@@ -383,8 +395,10 @@ def recorded_encoder(name: str, path: str, runs: Sequence[dict[str, Any]]) -> En
     if not mine:
         return None
     latest = max(mine, key=lambda r: r.get("finished_at", ""))
-    settings = ";".join(latest["settings"].split(";")[:2])  # encoder=<digest>;pool=mean, without the path's own
-    return Encoder(name, "encoder", Path(path), latest.get("vocabulary", "ogb"), settings)
+    path_parts = set(_PATH_SETTINGS.values())  # encoder=<digest>;pool=mean[;jk=...], without the path's own
+    settings = ";".join(part for part in latest["settings"].split(";") if part not in path_parts)
+    layers = next((part.split("=", 1)[1] for part in settings.split(";") if part.startswith("layers=")), "last")
+    return Encoder(name, "encoder", Path(path), latest.get("vocabulary", "ogb"), settings, layers)
 
 
 def minimol_unavailable() -> str | None:
@@ -467,10 +481,10 @@ def prepare_task(name: str, *, budgets: Sequence[int], vocabularies: Sequence[st
     return prepare_dataset(name, budgets=budgets, vocabularies=vocabularies, data_dir=data_dir, split="scaffold")
 
 
-def embed_graphs(directory: Path, dataset: GraphDataset, device: torch.device) -> np.ndarray:
+def embed_graphs(directory: Path, dataset: GraphDataset, device: torch.device, *, layers: str = "last") -> np.ndarray:
     """Frozen, mean-pooled embeddings of every graph ([num_graphs, dim] float32), as ``molft embed``."""
     encoder, _ = load_encoder(directory)
-    model = PropertyModel(encoder, num_tasks=1).to(device).eval()
+    model = PropertyModel(read_layers(encoder, layers), num_tasks=1).to(device).eval()
     with torch.inference_mode():
         return predict_batches(model.embed, DataLoader(dataset, batch_size=256), device)
 
@@ -597,7 +611,7 @@ def run_benchmark(
                 matrix, failures = embed_minimol(data.base.smiles, threads=threads)
             else:
                 matrix, failures = embed_graphs(model.directory, data.by_vocabulary[model.vocabulary].dataset,
-                                                device_), []
+                                                device_, layers=model.layers), []
             embeddings[key] = (matrix, round(time.perf_counter() - begin, 3), failures)
         return embeddings[key]
 
@@ -1010,8 +1024,8 @@ def print_tables(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoders", type=comma_list, default=["default"],
-                        help="shipped names (default, contextpred, graphmae, attrmask-contextpred), NAME=PATH or PATH; "
-                             "comma-separated")
+                        help="shipped names (default, contextpred, graphmae, attrmask-contextpred), NAME=PATH or PATH, "
+                             "each optionally @all (every layer pooled, as molft embed --layers all); comma-separated")
     parser.add_argument("--peers", type=comma_list, default=[], help=f"optional peers: {', '.join(PEERS)}")
     parser.add_argument("--tasks", type=comma_list, default=list(DEFAULT_TASKS),
                         help=f"registry names and {BUILTIN}, comma-separated")

@@ -109,6 +109,8 @@ def pretrain(
     objectives: Annotated[str, typer.Option(help="Objectives with weights, e.g. 'attr_masking,context_prediction:0.5'; graph-level: descriptors, fingerprint, supervised (a labelled corpus).")] = "attr_masking",
     init: Annotated[str | None, typer.Option(help="Start from this encoder (a shipped name or a directory): a second pretraining stage.")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the corpus.")] = 100,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many optimizer steps (the cosine schedule ends there).")] = None,
+    time_limit: Annotated[float | None, typer.Option(min=0, metavar="SECONDS", help="End this call at the first step after this many seconds: checkpoint and encoder written, --resume continues exactly.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Graphs per step (over all processes).")] = 256,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
     lr_schedule: Annotated[str, typer.Option(help="'constant' (Hu et al.) or 'cosine'.")] = "constant",
@@ -133,14 +135,15 @@ def pretrain(
     encoder = {key: value for key, value in given.items() if value is not None}
     result = run_pretrain(
         corpus=corpus[0] if len(corpus) == 1 else corpus, out=out, objectives=objectives, init=init, epochs=epochs,
-        batch_size=batch_size, lr=lr, encoder=encoder, lr_schedule=lr_schedule, warmup_steps=warmup_steps,
-        max_molecules=max_molecules, exclude_test_molecules=exclude_test_molecules,
-        checkpoint_every_steps=checkpoint_every_steps, resume=resume, device=device,
-        seed=seed, num_workers=loader_workers, featurize_workers=workers,
+        max_steps=max_steps, time_limit_s=time_limit, batch_size=batch_size, lr=lr, encoder=encoder,
+        lr_schedule=lr_schedule, warmup_steps=warmup_steps, max_molecules=max_molecules,
+        exclude_test_molecules=exclude_test_molecules, checkpoint_every_steps=checkpoint_every_steps, resume=resume,
+        device=device, seed=seed, num_workers=loader_workers, featurize_workers=workers,
     )
     losses = ", ".join(f"{k} {v:.4f}" for k, v in result.final_losses.items())
+    stop = {"max_steps": "; stopped by --max-steps", "time_limit": "; stopped by --time-limit"}.get(result.stopped_by, "")
     typer.echo(f"pretrained on {result.molecules:,} molecules, {result.epochs} epochs, {result.steps:,} steps "
-               f"in {result.seconds:.0f} s; final: {losses}\nencoder -> {result.encoder}")
+               f"in {result.seconds:.0f} s{stop}; final: {losses}\nencoder -> {result.encoder}")
 
 
 @app.command()
@@ -228,13 +231,14 @@ def embed(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .csv or .npy.")],
     smiles_column: Annotated[str | None, typer.Option(help="Column holding SMILES (default: detected).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda when present).")] = None,
+    layers: Annotated[Literal["last", "all"], typer.Option(help="'last': the encoder's output (300 columns); 'all': every layer's output concatenated (1,800), better features for a model on frozen embeddings.")] = "last",
     workers: Workers = 1,
 ) -> None:
     """Export graph embeddings (one per input row, NaN where the SMILES failed) for other models."""
     from molft.embedding import embed as run_embed
 
     done, failed = run_embed(
-        model=model, table=table, out=out, smiles_column=smiles_column, workers=workers, device=device
+        model=model, table=table, out=out, smiles_column=smiles_column, workers=workers, device=device, layers=layers
     )
     typer.echo(f"embedded {done:,} rows ({failed:,} failed) -> {out}")
 

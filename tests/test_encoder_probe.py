@@ -96,6 +96,10 @@ def test_encoder_specs_and_an_unavailable_peer(tiny_pretrained: Path, monkeypatc
     assert [(e.name, e.kind, e.vocabulary) for e in encoders] == [("tiny", "encoder", "ogb"),
                                                                    ("encoder", "encoder", "ogb")]
     assert encoders[0].settings.startswith("encoder=")
+    every = parse_encoders([f"tiny={tiny_pretrained}@all"])[0]
+    assert (every.name, every.layers) == ("tiny@all", "all") and every.settings == encoders[0].settings + ";layers=all"
+    with pytest.raises(InputError, match="choose @last or @all"):
+        parse_encoders([f"tiny={tiny_pretrained}@first"])
     with pytest.raises(InputError, match="twice"):
         parse_encoders([f"a={tiny_pretrained}", f"a={tiny_pretrained}"])
     with pytest.raises(InputError, match="not a pretrained encoder"):

@@ -174,6 +174,21 @@ def test_embed_writes_one_row_per_input(tmp_path, tiny_pretrained):
     assert pd.read_csv(tmp_path / "emb.csv", keep_default_na=False)["error"].iloc[1].startswith("unparsable")
 
 
+def test_embed_all_layers_concatenates_every_layer_the_last_one_last(tmp_path, tiny_pretrained):
+    table = tmp_path / "mols.smi"
+    table.write_text("CCO a\nc1ccccc1O b\n")
+    embed(tiny_pretrained, table, tmp_path / "last.npy", progress=False)
+    result = CliRunner().invoke(app, ["embed", str(tiny_pretrained), str(table), "--out", str(tmp_path / "all.npy"),
+                                      "--layers", "all"])
+    assert result.exit_code == 0, result.output
+    last, every = (np.load(tmp_path / f"{name}.npy", allow_pickle=False) for name in ("last", "all"))
+    layers = json.loads((tiny_pretrained / "config.json").read_text())["encoder"]["num_layers"]
+    assert every.shape == (2, (layers + 1) * last.shape[1])
+    np.testing.assert_allclose(every[:, -last.shape[1]:], last, rtol=1e-5, atol=1e-6)  # mean pooling commutes
+    with pytest.raises(InputError, match="unknown layers 'first'"):
+        embed(tiny_pretrained, table, tmp_path / "x.npy", progress=False, layers="first")
+
+
 def test_cli_finetune_then_predict(tmp_path, small_assay, tiny_pretrained):
     runner = CliRunner()
     model = tmp_path / "cli-model"
