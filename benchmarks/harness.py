@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import platform
+import shlex
 import sys
 import textwrap
 import time
@@ -257,8 +258,9 @@ def input_errors_exit() -> Iterator[None]:
 
 
 def command_line(module: str, argv: list[str] | None) -> str:
-    """The command that reproduces this run, e.g. ``python -m benchmarks.featurize_speed --rounds 5``."""
-    return " ".join([f"python -m benchmarks.{module}", *(sys.argv[1:] if argv is None else argv)])
+    """The command that reproduces this run, e.g. ``python -m benchmarks.featurize_speed --rounds 5``
+    (arguments quoted for the shell where they need it)."""
+    return " ".join([f"python -m benchmarks.{module}", shlex.join(sys.argv[1:] if argv is None else argv)]).rstrip()
 
 
 # --------------------------------------------------------------------------------------------

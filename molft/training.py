@@ -153,11 +153,16 @@ def run_epoch(
             the epoch there (a stop-after hook).
     """
     means = RunningMeans()
-    bar = tqdm(loader, total=total, desc=description, leave=False, disable=None if progress else True)
-    for batch in bar:
+    # the bar counts steps but never iterates the loader itself: tqdm.auto's asyncio variant calls
+    # iter() on what it wraps, which would start a second, unused set of data-loader workers
+    if total is None and hasattr(loader, "__len__"):
+        total = len(loader)  # type: ignore[arg-type]
+    bar = tqdm(total=total, desc=description, leave=False, disable=None if progress else True)
+    for batch in loader:
         batch = batch.to(device)
         logs = train_step(loss_of, batch, optimizer, scheduler=scheduler, max_grad_norm=max_grad_norm)
         means.add(logs, batch.num_graphs)
+        bar.update()
         bar.set_postfix(loss=f"{means.sums['loss'] / max(means.counts['loss'], 1):.4f}", refresh=False)
         if after_step is not None and after_step(batch, logs):
             break

@@ -15,10 +15,11 @@ from torch_geometric.data import Batch
 from molft.data.featurized import featurize_file
 from molft.errors import InputError
 from molft.featurize.graph import featurize_many
-from molft.featurize.molecule import molecule_features
+from molft.featurize.molecule import FeatureScaler, molecule_features
 from molft.models import EncoderConfig, GINEncoder
 from molft.pretraining import build_objectives
-from molft.pretraining.graph_targets import binarize_labels
+from molft.pretraining import graph_targets
+from molft.pretraining.graph_targets import binarize_labels, scaler_rows
 from molft.pretraining.loop import pretrain
 from molft.pretraining.objectives import SharedForward
 
@@ -105,6 +106,19 @@ def test_descriptor_targets_are_standardized_and_missing_ones_masked():
     output = torch.zeros(targets.shape, requires_grad=True)
     loss, logs = objective._loss(output, torch.from_numpy(targets))
     assert np.isfinite(float(loss.detach())) and logs["r2"] == pytest.approx(1 - logs["loss"])
+
+
+def test_a_large_corpus_scales_its_descriptors_with_the_statistics_of_evenly_spread_rows(monkeypatch):
+    objective = build_objectives("descriptors:1", EncoderConfig(**TINY), {"descriptors": {"feature": "rdkit2d_fast"}})
+    raw = molecule_features(["CCO", "c1ccccc1", "CCN", "CCCCCCO", "CC(=O)O"] * 2, "rdkit2d_fast").arrays["rdkit2d_fast"]
+    everything = objective.objectives["descriptors"].prepare_targets(raw)  # 10 rows: all of them
+    np.testing.assert_array_equal(everything, FeatureScaler.fit(raw).transform(raw))
+
+    monkeypatch.setattr(graph_targets, "SCALER_FIT_ROWS", 4)  # as if the corpus were larger than the limit
+    assert scaler_rows(10, 4).tolist() == [0, 3, 6, 9]
+    spread = objective.objectives["descriptors"].prepare_targets(raw)
+    np.testing.assert_array_equal(spread, FeatureScaler.fit(raw[[0, 3, 6, 9]]).transform(raw))
+    assert spread.shape == raw.shape
 
 
 def test_labels_are_binarized_per_column():

@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 
 from molft.data.featurized import featurize_file
-from molft.data.features import feature_cache_path, table_features
+from molft.data.features import feature_cache_path, table_feature_arrays, table_features
 from molft.errors import InputError
 from molft.featurize.molecule import (
     MOLECULE_FEATURES,
+    RDKIT2D_FAST_LEFT_OUT,
+    RDKIT2D_FAST_NAMES,
     RDKIT2D_NAMES,
     FeatureScaler,
     MorganFingerprint,
@@ -25,11 +27,30 @@ SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "not a smiles", "C1CCCCC1N"]
 
 
 def test_presets_are_data_with_lengths_and_keys():
-    assert set(MOLECULE_FEATURES) == {"morgan_bits", "morgan_count", "rdkit2d"}
+    assert set(MOLECULE_FEATURES) == {"morgan_bits", "morgan_count", "rdkit2d", "rdkit2d_fast"}
     assert len(get_molecule_feature("morgan_count:1024")) == 1024
     assert get_molecule_feature("morgan_count:1024").key == "morgan_count-r2-1024"
     assert len(get_molecule_feature("rdkit2d")) == len(RDKIT2D_NAMES) > 200
     assert RDKitDescriptors(names=("MolWt", "TPSA")).key != RDKitDescriptors().key
+
+
+def test_the_fast_descriptor_set_is_rdkit2d_minus_the_listed_costly_ones():
+    fast = get_molecule_feature("rdkit2d_fast")
+    left_out = {name for names in RDKIT2D_FAST_LEFT_OUT.values() for name in names}
+    assert fast.names == RDKIT2D_FAST_NAMES == tuple(n for n in RDKIT2D_NAMES if n not in left_out)  # RDKit's order
+    assert len(fast) == len(RDKIT2D_NAMES) - len(left_out) == 97 and left_out <= set(RDKIT2D_NAMES)
+    assert {"qed", "SPS", "BCUT2D_MWHI", "BertzCT", "fr_amide"} <= left_out
+    assert {"MolLogP", "TPSA", "MolWt", "NumHDonors", "NumRotatableBonds", "MaxPartialCharge"} <= set(fast.names)
+    assert fast.key != get_molecule_feature("rdkit2d").key  # its own cache file
+
+
+def test_fast_descriptors_are_finite_and_equal_the_full_sets_columns():
+    out = molecule_features(SMILES, "rdkit2d,rdkit2d_fast")
+    full, fast = out.arrays["rdkit2d"], out.arrays["rdkit2d_fast"]
+    good = [0, 1, 2, 4]
+    assert fast.shape == (5, 97) and np.isfinite(fast[good]).all() and np.isnan(fast[3]).all()
+    columns = [RDKIT2D_NAMES.index(name) for name in RDKIT2D_FAST_NAMES]
+    np.testing.assert_array_equal(fast[good], full[good][:, columns])
 
 
 @pytest.mark.parametrize("spec", ["ecfp", "rdkit2d:10", "morgan_bits:0", "morgan_bits:x"])
@@ -112,6 +133,20 @@ def test_table_features_are_cached_and_extended_for_a_longer_prefix(tmp_path, as
     path.write_bytes(b"\x80\x04not an array")  # damaged (or a pickle): recomputed, never unpickled
     np.testing.assert_array_equal(table_features(featurized, "morgan_count:64"), molecule_features(
         assay["smiles"].head(40).tolist(), "morgan_count:64").arrays["morgan_count:64"])
+
+
+def test_several_table_features_are_computed_in_one_pass_and_cached_apart(tmp_path, assay):
+    pd.DataFrame({"smiles": assay["smiles"].head(30)}).to_csv(tmp_path / "m.csv", index=False)
+    featurized = featurize_file(tmp_path / "m.csv", tmp_path / "m.graphs", progress=False).output
+    table_features(featurized, "morgan_bits:64", max_graphs=10)  # one of them cached for a shorter prefix
+    descriptors, bits = table_feature_arrays(featurized, ["rdkit2d_fast", "morgan_bits:64"], max_graphs=20)
+
+    direct = molecule_features(assay["smiles"].head(20).tolist(), "rdkit2d_fast,morgan_bits:64").arrays
+    np.testing.assert_array_equal(descriptors, direct["rdkit2d_fast"])
+    np.testing.assert_array_equal(bits, direct["morgan_bits:64"])
+    for spec in ("rdkit2d_fast", "morgan_bits:64"):
+        assert np.load(feature_cache_path(featurized, spec)).shape[0] == 20
+        np.testing.assert_array_equal(table_features(featurized, spec, max_graphs=20), direct[spec])
 
 
 def test_table_features_need_a_featurized_table(tmp_path):

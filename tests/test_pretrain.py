@@ -189,6 +189,48 @@ def test_resume_after_a_crash_reaches_the_same_weights(corpus, tmp_path):
     assert resumed.final_losses == pytest.approx(unbroken.final_losses)
 
 
+def read_log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_a_step_limit_ends_the_run_with_an_encoder_and_says_why(corpus, tmp_path):
+    result = run_pretrain(corpus, tmp_path / "run", max_steps=5, lr_schedule="cosine", log_every_steps=1)
+
+    assert result.completed and result.stopped_by == "max_steps"
+    assert (result.steps, result.epochs) == (5, 1)  # 4 steps per epoch: one epoch and one step
+    record = json.loads((result.encoder / "config.json").read_text())["extra"]["pretraining"]
+    assert (record["stopped_by"], record["steps"], record["batch_in_epoch"]) == ("max_steps", 5, 1)
+    log = read_log(tmp_path / "run")
+    assert log[-1]["kind"] == "stop" and log[-1]["stopped_by"] == "max_steps" and log[-1]["step"] == 5
+    assert [r["lr"] for r in log if r["kind"] == "step"][-1] == 0.0  # the cosine schedule ends at the limit
+    assert json.loads((tmp_path / "run" / "pretrain.json").read_text())["end"]["stopped_by"] == "max_steps"
+
+    command = CliRunner().invoke(app, ["pretrain", str(corpus), "--out", str(tmp_path / "cli"), "--max-steps", "3",
+                                       "--num-layers", "1", "--hidden-dim", "16", "--batch-size", "16"])
+    assert command.exit_code == 0, command.output
+    assert "3 steps" in command.output and "stopped by --max-steps" in command.output
+
+
+def test_a_time_limit_ends_the_call_at_a_step_and_the_run_resumes_exactly(corpus, tmp_path):
+    options = dict(objectives="attr_masking", encoder={**TINY, "dropout": 0.2}, checkpoint_every_steps=100)
+    unbroken = run_pretrain(corpus, tmp_path / "unbroken", **options)
+
+    limited = run_pretrain(corpus, tmp_path / "run", time_limit_s=0, **options)  # over after its first step
+    assert limited.stopped_by == "time_limit" and limited.steps == 1 and limited.encoder is not None
+    record = json.loads((limited.encoder / "config.json").read_text())["extra"]["pretraining"]
+    assert (record["stopped_by"], record["time_limit_s"], record["steps"]) == ("time_limit", 0, 1)
+    assert read_log(tmp_path / "run")[-1]["stopped_by"] == "time_limit"
+    state = torch.load(tmp_path / "run" / "checkpoint" / "train_state.pt", weights_only=True)
+    assert state["step"] == 1  # checkpointed at the step it stopped, though checkpoints come every 100
+
+    resumed = run_pretrain(corpus, tmp_path / "run", resume=True, **options)  # no limit now: allowed
+    assert resumed.resumed_from_step == 1 and resumed.stopped_by == "epochs" and resumed.steps == unbroken.steps == 8
+    a, b = weights(unbroken.encoder), weights(resumed.encoder)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert resumed.final_losses == pytest.approx(unbroken.final_losses)
+    assert json.loads((tmp_path / "run" / "pretrain.json").read_text())["end"]["stopped_by"] == "epochs"
+
+
 def test_resume_refuses_changed_settings(corpus, tmp_path):
     run_pretrain(corpus, tmp_path / "run", epochs=1, stop_after_steps=5, checkpoint_every_steps=2)
     with pytest.raises(InputError, match="lr: 0.001 then, 0.01 now"):

@@ -9,6 +9,9 @@ one, with an optional size (``"morgan_count"``, ``"morgan_count:1024"``).
 * ``morgan_count``: the same environments counted (uint8, counts above 255 saturate).
 * ``rdkit2d``: every descriptor of ``rdkit.Chem.Descriptors._descList`` (217 in RDKit 2026.09),
   in that order; a descriptor that raises, is not finite, or exceeds float32 becomes NaN.
+* ``rdkit2d_fast``: the 97 of them that cost least, for descriptor targets on millions of molecules:
+  about a fifth of ``rdkit2d``'s time per molecule. What it leaves out, and why, is data
+  (:data:`RDKIT2D_FAST_LEFT_OUT`); the costs are measured by ``python -m benchmarks.descriptor_cost``.
 
 :func:`molecule_features` computes several features for many SMILES in one parse per molecule,
 over a pool of processes (the result never depends on the worker count). :class:`FeatureScaler`
@@ -125,6 +128,32 @@ _DESCRIPTOR_FUNCTIONS: dict[str, Callable[[Chem.Mol], float]] = dict(Descriptors
 for _name in ("MaxAbsEStateIndex", "MaxEStateIndex", "MinAbsEStateIndex", "MinEStateIndex"):
     _DESCRIPTOR_FUNCTIONS[_name] = functools.partial(_DESCRIPTOR_FUNCTIONS[_name], force=0)
 
+#: the descriptors ``rdkit2d_fast`` leaves out, by reason (per-molecule costs on ZINC:
+#: benchmarks/results/descriptor_cost.md; together about four fifths of ``rdkit2d``'s time)
+RDKIT2D_FAST_LEFT_OUT: dict[str, tuple[str, ...]] = {
+    "costly composite score; its parts (MolWt, MolLogP, HBA, HBD, TPSA, rotatable bonds, aromatic rings) are kept": (
+        "qed",
+    ),
+    "costly whole-graph indices: Burden-matrix eigenvalues, graph complexity, information content, spatial score": (
+        "BCUT2D_MWHI", "BCUT2D_MWLOW", "BCUT2D_CHGHI", "BCUT2D_CHGLO", "BCUT2D_LOGPHI", "BCUT2D_LOGPLOW",
+        "BCUT2D_MRHI", "BCUT2D_MRLOW", "BertzCT", "Ipc", "AvgIpc", "SPS",
+    ),
+    "connectivity and shape indices enumerated path by path in Python (size and branching of the graph itself)": (
+        "Chi0", "Chi0n", "Chi0v", "Chi1", "Chi1n", "Chi1v", "Chi2n", "Chi2v", "Chi3n", "Chi3v", "Chi4n", "Chi4v",
+        "Kappa1", "Kappa2", "Kappa3", "Phi", "BalabanJ",
+    ),
+    "substructure counts and Morgan densities: the fingerprint objective predicts the substructures": (
+        "FpDensityMorgan1", "FpDensityMorgan2", "FpDensityMorgan3", *(n for n in RDKIT2D_NAMES if n.startswith("fr_")),
+    ),
+    "per-atom Python loops that repeat MolWt (valence electrons) or are 0 on ZINC (radicals)": (
+        "NumValenceElectrons", "NumRadicalElectrons",
+    ),
+}
+#: the descriptors of ``rdkit2d_fast``, in RDKit's order
+RDKIT2D_FAST_NAMES: tuple[str, ...] = tuple(
+    name for name in RDKIT2D_NAMES if not any(name in names for names in RDKIT2D_FAST_LEFT_OUT.values())
+)
+
 MoleculeFeature = MorganFingerprint | RDKitDescriptors
 
 #: preset name -> feature
@@ -132,6 +161,7 @@ MOLECULE_FEATURES: dict[str, MoleculeFeature] = {
     "morgan_bits": MorganFingerprint(),
     "morgan_count": MorganFingerprint(counts=True),
     "rdkit2d": RDKitDescriptors(),
+    "rdkit2d_fast": RDKitDescriptors(names=RDKIT2D_FAST_NAMES),
 }
 
 
@@ -178,7 +208,8 @@ class MoleculeFeatures:
     """What :func:`molecule_features` computed.
 
     Attributes:
-        arrays: feature spec as given (``"morgan_count:1024"``; a feature object: its name) ->
+        arrays: feature spec as given (``"morgan_count:1024"``; a feature object: its name, or its
+            key when two features share a name) ->
             [num_molecules, len(feature)] array (``feature.dtype``).
         failed: (index, SMILES) of each molecule RDKit could not parse; its rows are 0 (NaN for
             continuous features).
@@ -244,6 +275,7 @@ def molecule_features(
     chosen = parse_molecule_features(features)
     given = features.split(",") if isinstance(features, str) else list(features)
     names = [g.strip() if isinstance(g, str) else g.name for g in given if not isinstance(g, str) or g.strip()]
+    names = [feature.key if names.count(name) > 1 else name for name, feature in zip(names, chosen)]
     smiles = list(smiles)
     chunks = [smiles[i : i + chunk_size] for i in range(0, len(smiles), chunk_size)]
     parts: list[list[np.ndarray]] = []

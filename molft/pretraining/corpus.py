@@ -104,45 +104,50 @@ def corpus_targets(
 
     Args:
         corpus_info: :func:`load_corpus`'s description of the corpus.
-        sources: molecule-feature specs (computed once and cached beside each part's graphs by
-            :func:`~molft.data.features.table_features`; rank 0 computes, the others wait and
-            read) and/or ``"labels"`` (the parts' numeric label columns, which must be the same
-            in every part).
+        sources: molecule-feature specs (computed once, all in one pass, and cached beside each
+            part's graphs by :func:`~molft.data.features.table_feature_arrays`; rank 0 computes,
+            the others wait and read) and/or ``"labels"`` (the parts' numeric label columns,
+            which must be the same in every part).
         count: graphs in the training corpus.
 
     Raises:
         InputError: ``"labels"`` asked of a corpus without label columns, or parts whose label
             columns differ.
     """
-    from molft.data.features import table_features
+    from molft.data.features import table_feature_arrays
 
-    out: dict[str, np.ndarray] = {}
-    for source in dict.fromkeys(sources):
-        arrays, names_seen, remaining = [], None, count
-        for part in _part_infos(corpus_info):
-            if remaining <= 0:
-                break
-            if source == "labels":
-                names, values = label_columns(part["featurized"], max_graphs=remaining)
-                if not names:
-                    raise InputError(f"{part['corpus']}: no numeric label columns for the supervised objective")
-                if names_seen is not None and names != names_seen:
-                    raise InputError(f"{part['corpus']}: its label columns differ from the first part's")
-                names_seen = names
-            else:
-                if rank == 0:
-                    values = table_features(part["featurized"], source, max_graphs=remaining, workers=workers,
-                                            progress=progress)
-                if world > 1:
-                    import torch.distributed as dist
+    sources = list(dict.fromkeys(sources))
+    features = [source for source in sources if source != "labels"]
+    pieces: dict[str, list[np.ndarray]] = {source: [] for source in sources}
+    names_seen, remaining = None, count
+    for part in _part_infos(corpus_info):
+        if remaining <= 0:
+            break
+        rows = 0
+        if "labels" in pieces:
+            names, values = label_columns(part["featurized"], max_graphs=remaining)
+            if not names:
+                raise InputError(f"{part['corpus']}: no numeric label columns for the supervised objective")
+            if names_seen is not None and names != names_seen:
+                raise InputError(f"{part['corpus']}: its label columns differ from the first part's")
+            names_seen = names
+            pieces["labels"].append(values)
+            rows = len(values)
+        if features:  # every feature of the part in one pass over its molecules
+            if rank == 0:
+                arrays = table_feature_arrays(part["featurized"], features, max_graphs=remaining, workers=workers,
+                                              progress=progress)
+            if world > 1:
+                import torch.distributed as dist
 
-                    dist.barrier()
-                if rank != 0:
-                    values = table_features(part["featurized"], source, max_graphs=remaining)
-            arrays.append(values)
-            remaining -= len(values)
-        out[source] = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
-    return out
+                dist.barrier()
+            if rank != 0:
+                arrays = table_feature_arrays(part["featurized"], features, max_graphs=remaining)
+            for source, values in zip(features, arrays):
+                pieces[source].append(values)
+            rows = len(arrays[0])
+        remaining -= rows
+    return {source: np.concatenate(arrays) if len(arrays) > 1 else arrays[0] for source, arrays in pieces.items()}
 
 
 def corpus_smiles(corpus_info: dict[str, Any], *, count: int) -> list[str]:

@@ -39,6 +39,10 @@ from molft.models.encoder import EncoderConfig
 from molft.pretraining.objectives import Objective, node_dim, world_mean
 
 LABELS = "labels"
+#: descriptor statistics (quantiles, mean, std) come from at most this many molecules, evenly spread
+#: over the corpus: on 1.94M rows a fit of all takes ~40 s, of these ~2 s, and the means agree within
+#: 0.005 standard deviations, the standard deviations within 1%
+SCALER_FIT_ROWS = 250_000
 
 
 class GraphTarget(Objective):
@@ -83,12 +87,14 @@ class DescriptorRegression(GraphTarget):
     """Regress standardized RDKit 2D descriptors of each molecule from its pooled embedding.
 
     Targets: each descriptor clipped to the corpus's 0.5-99.5% quantiles, standardized with the
-    corpus's mean and std, clipped to ``±clip`` (:class:`~molft.featurize.molecule.FeatureScaler`);
-    a descriptor RDKit could not compute is left out of the loss.
+    corpus's mean and std, clipped to ``±clip`` (:class:`~molft.featurize.molecule.FeatureScaler`;
+    statistics of :func:`scaler_rows`, every molecule of a corpus up to 250,000); a descriptor
+    RDKit could not compute is left out of the loss.
 
     Args:
         encoder_config: the encoder being pretrained.
-        feature: the descriptor set (``"rdkit2d"``).
+        feature: the descriptor set: ``"rdkit2d"`` (all 217), or ``"rdkit2d_fast"`` (the 97 cheapest,
+            about a fifth of the cost per molecule, for corpora of millions).
         clip: bound of the standardized targets.
 
     Logs:
@@ -102,7 +108,9 @@ class DescriptorRegression(GraphTarget):
         super().__init__(encoder_config)
         chosen = get_molecule_feature(feature)
         if not isinstance(chosen, RDKitDescriptors):
-            raise InputError(f"descriptors: feature must be a descriptor set ('rdkit2d'), got {feature!r}")
+            raise InputError(
+                f"descriptors: feature must be a descriptor set ('rdkit2d' or 'rdkit2d_fast'), got {feature!r}"
+            )
         if not clip > 0:
             raise InputError(f"descriptors: clip must be > 0, got {clip!r}")
         self.feature, self.clip = feature, float(clip)
@@ -113,13 +121,26 @@ class DescriptorRegression(GraphTarget):
         return self.feature
 
     def prepare_targets(self, raw: np.ndarray) -> np.ndarray:
-        return FeatureScaler.fit(raw, clip=self.clip).transform(raw)
+        return FeatureScaler.fit(raw[scaler_rows(len(raw), SCALER_FIT_ROWS)], clip=self.clip).transform(raw)
 
     def _loss(self, output: Tensor, target: Tensor) -> tuple[Tensor, dict[str, float]]:
         known = ~torch.isnan(target)
         loss = _masked_mean((output - torch.nan_to_num(target)) ** 2, known)
         value = float(loss.detach())
         return loss, {"loss": value, "r2": 1.0 - value}
+
+
+def scaler_rows(count: int, limit: int = SCALER_FIT_ROWS) -> np.ndarray:
+    """The rows a descriptor scaler is fitted on: all ``count`` of them up to ``limit``, else
+    ``limit`` rows evenly spread from the first to the last.
+
+    Example:
+        >>> scaler_rows(5).tolist(), scaler_rows(10, limit=4).tolist()
+        ([0, 1, 2, 3, 4], [0, 3, 6, 9])
+    """
+    if count <= limit:
+        return np.arange(count)
+    return np.linspace(0, count - 1, limit).round().astype(np.int64)
 
 
 class FingerprintPrediction(GraphTarget):

@@ -13,6 +13,15 @@ checkpoint. So a run resumed from a checkpoint skips the batches it already did 
 same weights as a run that never stopped (bitwise on CPU with the same number of torch threads,
 which changes float summation order; on GPU, up to non-deterministic kernels).
 
+**Limits.** ``max_steps`` ends a run after that many optimizer steps (it is part of the plan:
+the cosine schedule decays to 0 at ``min(max_steps, epochs x steps per epoch)``), and
+``time_limit_s`` ends a call at the first step boundary after that many seconds since the call
+began (for a machine lent for a fixed time). Either way the run stops as a finished one does: a
+checkpoint at that step, the encoder written, and the reason recorded (``stopped_by``: ``"epochs"``,
+``"max_steps"`` or ``"time_limit"``) in a ``stop`` line of the log, in ``pretrain.json``'s ``end``
+and in the encoder's pretraining record. The time limit never changes the trajectory, only where
+a call stops, so a run it ended resumes exactly (``resume=True``, with another limit or none).
+
 **Logs.** Step lines hold the means over the last ``log_every_steps`` steps, epoch lines the
 means over the epoch, both over all ranks; ``graphs_per_s`` counts training time only (loading,
 transforming, forward, backward, step; not writing checkpoints or plots).
@@ -60,13 +69,13 @@ from molft.pretraining.corpus import corpus_targets, load_corpus, screen_test_mo
 from molft.pretraining.graph_targets import LABELS
 from molft.pretraining.objectives import ObjectiveSet
 from molft.pretraining.registry import build_objectives, format_objectives, parse_objectives
-from molft.runtime import resolve_device, rng_state, run_metadata, seed_everything, set_rng_state
+from molft.runtime import read_json, resolve_device, rng_state, run_metadata, seed_everything, set_rng_state
 from molft.training import SCHEDULES, RunningMeans, lr_scheduler, require_same_settings, run_epoch
 
 logger = logging.getLogger(__name__)
 
 #: settings that may change between a run and its resumption (they do not change the weights)
-RESUMABLE_CHANGES = ("num_workers", "device", "progress", "log_every_steps", "checkpoint_every_steps")
+RESUMABLE_CHANGES = ("num_workers", "device", "progress", "log_every_steps", "checkpoint_every_steps", "time_limit_s")
 #: ``exclude_test_molecules`` values, with the spellings the command line uses
 EXCLUDE_TEST_MOLECULES = {"labelled": "labelled", "labeled": "labelled", "always": True, "never": False}
 
@@ -87,6 +96,11 @@ class PretrainConfig:
         encoder: the :class:`~molft.models.EncoderConfig` as a dict (its vocabulary is the
             corpus's when not given).
         epochs: passes over the corpus.
+        max_steps: stop after this many optimizer steps (None: after ``epochs``); the cosine
+            schedule then decays over ``min(max_steps, epochs x steps per epoch)`` steps.
+        time_limit_s: end the call at the first step boundary this many seconds after it began
+            (checkpoint and encoder written, ``stopped_by="time_limit"``); None for no limit. It
+            does not change the result of the steps done, so a resumed run may change it.
         batch_size: graphs per optimizer step, over all processes together.
         lr: AdamW learning rate (peak, with the cosine schedule).
         weight_decay: AdamW weight decay (Hu et al.: 0).
@@ -117,6 +131,8 @@ class PretrainConfig:
     objective_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     encoder: dict[str, Any] = field(default_factory=dict)
     epochs: int = 100
+    max_steps: int | None = None
+    time_limit_s: float | None = None
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -139,10 +155,13 @@ class PretrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        if self.max_molecules is not None and (
-            isinstance(self.max_molecules, bool) or not isinstance(self.max_molecules, int) or self.max_molecules < 1
-        ):
-            raise InputError(f"max_molecules must be a positive integer or None, got {self.max_molecules!r}")
+        for name in ("max_steps", "max_molecules"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InputError(f"{name} must be a positive integer or None, got {value!r}")
+        limit = self.time_limit_s
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit >= 0):
+            raise InputError(f"time_limit_s must be a number of seconds >= 0 or None, got {limit!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
             raise InputError(f"lr must be a number > 0, got {self.lr!r}")
         if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
@@ -180,7 +199,10 @@ class PretrainResult:
         final_losses: the last epoch's mean losses and accuracies (``"loss"``, ``"attr_masking/accuracy"``...).
         seconds: wall time of this call.
         resumed_from_step: the checkpoint step this call started from, if it resumed.
-        completed: False if ``stop_after_steps`` stopped it.
+        completed: False if ``stop_after_steps`` stopped it (no encoder written).
+        stopped_by: why training ended: ``"epochs"``, ``"max_steps"`` or ``"time_limit"``.
+        train_seconds: wall time of this call's training loop (steps and checkpoints; not reading
+            the corpus, computing targets or writing the encoder).
     """
 
     out: Path
@@ -192,6 +214,8 @@ class PretrainResult:
     seconds: float
     resumed_from_step: int | None = None
     completed: bool = True
+    stopped_by: str = "epochs"
+    train_seconds: float = 0.0
 
 
 class PretrainModel(nn.Module):
@@ -212,6 +236,8 @@ def pretrain(
     *,
     objectives: str | Mapping[str, float] = "attr_masking",
     epochs: int = 100,
+    max_steps: int | None = None,
+    time_limit_s: float | None = None,
     batch_size: int = 256,
     lr: float = 1e-3,
     weight_decay: float = 0.0,
@@ -260,7 +286,8 @@ def pretrain(
             nothing for it.
 
     Returns:
-        where things went, steps and epochs done, and the last epoch's mean losses.
+        where things went, steps and epochs done, why training stopped, and the last epoch's
+        mean losses (those of the epoch in progress when a limit ended it mid-epoch).
 
     Raises:
         InputError: an unreadable corpus, a vocabulary mismatch, bad options, or an ``out`` that
@@ -268,6 +295,8 @@ def pretrain(
 
     Example:
         >>> result = pretrain("zinc.graphs", "runs/attrmask", epochs=100)   # doctest: +SKIP
+        >>> result = pretrain("zinc.graphs", "runs/desc", objectives="descriptors", time_limit_s=600,
+        ...                   resume=True)                                    # doctest: +SKIP
         >>> encoder, config = load_encoder(result.encoder)                  # doctest: +SKIP
     """
     started = time.perf_counter()
@@ -285,7 +314,8 @@ def pretrain(
         objectives=objectives,
         objective_options={k: dict(v) for k, v in (objective_options or {}).items()},
         encoder=encoder_options,
-        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule,
+        epochs=epochs, max_steps=max_steps, time_limit_s=time_limit_s, batch_size=batch_size, lr=lr,
+        weight_decay=weight_decay, lr_schedule=lr_schedule,
         warmup_steps=warmup_steps, max_grad_norm=max_grad_norm, max_molecules=max_molecules,
         exclude_test_molecules=exclude_test_molecules, seed=seed,
         sync_batch_norm=sync_batch_norm, num_workers=num_workers, device=device, log_every_steps=log_every_steps,
@@ -390,6 +420,23 @@ def _screen(
     return keep, {"exclude_test_molecules": mode, **record}
 
 
+def _limit_reached(config: PretrainConfig, step: int, elapsed: float, world: int, device: torch.device) -> str | None:
+    """``"max_steps"`` or ``"time_limit"`` when a limit ends the run after this step, else None.
+
+    Under DDP rank 0's clock decides for every rank (a broadcast), so all stop at the same step.
+    """
+    if config.max_steps is not None and step >= config.max_steps:
+        return "max_steps"
+    if config.time_limit_s is None:
+        return None
+    over = elapsed >= config.time_limit_s
+    if world > 1:
+        flag = torch.tensor([int(over)], device=device)
+        dist.broadcast(flag, src=0)
+        over = bool(flag.item())
+    return "time_limit" if over else None
+
+
 def _saved_settings(saved: dict[str, Any], objectives: ObjectiveSet) -> dict[str, Any]:
     """A checkpoint's config, completed for runs that predate ``exclude_test_molecules``: they
     removed nothing, which is ``False`` for a labelled corpus and ``"labelled"`` otherwise."""
@@ -427,7 +474,10 @@ def _train(
         model = convert_batch_norm(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     per_epoch = steps_per_epoch(len(graphs), config.batch_size, world)
-    scheduler = lr_scheduler(optimizer, schedule=config.lr_schedule, total_steps=per_epoch * config.epochs,
+    planned_steps = per_epoch * config.epochs
+    if config.max_steps is not None:
+        planned_steps = min(planned_steps, config.max_steps)
+    scheduler = lr_scheduler(optimizer, schedule=config.lr_schedule, total_steps=planned_steps,
                              warmup_steps=config.warmup_steps)
 
     at = _Position()
@@ -469,6 +519,7 @@ def _train(
     window = RunningMeans()
     window_started = time.perf_counter()
     stopped = False
+    stopped_by = "epochs"
 
     def state_now(partial_epoch: RunningMeans) -> dict[str, Any]:
         return {
@@ -480,8 +531,8 @@ def _train(
         }
 
     def after_step(batch: Any, logs: dict[str, float]) -> bool:
-        """Logging window, epoch lines, checkpoints; True to stop (``stop_after_steps``)."""
-        nonlocal window, window_started, epoch_means, last_epoch_means, stopped
+        """Logging window, epoch lines, checkpoints; True to stop (``stop_after_steps``, a limit)."""
+        nonlocal window, window_started, epoch_means, last_epoch_means, stopped, stopped_by
         at.step += 1
         at.batch_in_epoch += 1
         if stop_after_steps is not None and at.step >= stop_after_steps:
@@ -507,7 +558,9 @@ def _train(
                     "kind": "epoch", "epoch": at.epoch, "step": at.step, **last_epoch_means,
                     "lr": scheduler.get_last_lr()[0], "elapsed_s": time.perf_counter() - started,
                 }, fsync=False)
-        if epoch_done or at.step % config.checkpoint_every_steps == 0:
+        all_done = epoch_done and at.epoch >= config.epochs
+        limit = None if all_done else _limit_reached(config, at.step, time.perf_counter() - started, world, device)
+        if epoch_done or at.step % config.checkpoint_every_steps == 0 or limit is not None:
             paused = time.perf_counter()
             partial_epoch = epoch_means.over_ranks(world)  # collective: every rank joins
             if lead:
@@ -515,9 +568,16 @@ def _train(
             if lead and epoch_done:
                 rundir.plot_losses(out / rundir.LOG, out / rundir.PLOT)
             window_started += time.perf_counter() - paused  # graphs/s counts training time only
+        if limit is not None:
+            stopped_by = limit
+            return True
         return False
 
-    while at.epoch < config.epochs and per_epoch > 0:
+    loop_started = time.perf_counter()
+    while at.epoch < config.epochs and per_epoch > 0 and stopped_by == "epochs":
+        if config.max_steps is not None and at.step >= config.max_steps:  # resumed at its step limit
+            stopped_by = "max_steps"
+            break
         dataset.epoch = at.epoch
         batches = epoch_batches(len(graphs), config.batch_size, config.seed, at.epoch, rank, world)[at.batch_in_epoch:]
         run_epoch(
@@ -528,15 +588,26 @@ def _train(
         if stopped:
             seconds = time.perf_counter() - started
             return PretrainResult(out, None, len(graphs), at.epoch, at.step, {}, seconds, resumed_from, completed=False)
+    train_seconds = time.perf_counter() - loop_started
 
+    final_losses = last_epoch_means
+    if stopped_by != "epochs" and at.batch_in_epoch > 0:  # a limit ended it mid-epoch: that epoch's means so far
+        final_losses = epoch_means.over_ranks(world).means()
     encoder_dir = out / rundir.ENCODER_DIR
     if lead:
+        end = {"stopped_by": stopped_by, "epochs": at.epoch, "batch_in_epoch": at.batch_in_epoch, "step": at.step,
+               "max_steps": config.max_steps, "time_limit_s": config.time_limit_s,
+               "elapsed_s": time.perf_counter() - started, "train_seconds": train_seconds}
+        if stopped_by != "epochs":
+            append_jsonl(out / rundir.LOG, {"kind": "stop", **end, **final_losses}, fsync=False)
+        write_json_atomic(out / rundir.RUN_CONFIG, {**read_json(out / rundir.RUN_CONFIG), "end": end})
         pretraining = {
             "objectives": config.objectives, "objective_options": model.objectives.describe(), "corpus": corpus_info,
-            "molecules": len(graphs), "epochs": at.epoch, "steps": at.step, "batch_size": config.batch_size,
-            "lr": config.lr, "weight_decay": config.weight_decay, "lr_schedule": config.lr_schedule,
-            "max_grad_norm": config.max_grad_norm, "seed": config.seed, "world_size": world,
-            "final_losses": last_epoch_means,
+            "molecules": len(graphs), "epochs": at.epoch, "steps": at.step, "batch_in_epoch": at.batch_in_epoch,
+            "stopped_by": stopped_by, "max_steps": config.max_steps, "time_limit_s": config.time_limit_s,
+            "batch_size": config.batch_size, "lr": config.lr, "weight_decay": config.weight_decay,
+            "lr_schedule": config.lr_schedule, "max_grad_norm": config.max_grad_norm, "seed": config.seed,
+            "world_size": world, "final_losses": final_losses,
             "test_molecules_removed": hygiene["test_molecules_removed"], "test_set_hygiene": hygiene,
         }
         if init_record is not None:
@@ -547,4 +618,5 @@ def _train(
     if world > 1:
         dist.barrier()
     seconds = time.perf_counter() - started
-    return PretrainResult(out, encoder_dir, len(graphs), at.epoch, at.step, last_epoch_means, seconds, resumed_from)
+    return PretrainResult(out, encoder_dir, len(graphs), at.epoch, at.step, final_losses, seconds, resumed_from,
+                          stopped_by=stopped_by, train_seconds=train_seconds)

@@ -3,8 +3,10 @@
 ::
 
     out/
-      pretrain.json        the run's settings (PretrainConfig) and run metadata
-      log.jsonl            one line every ``log_every_steps`` steps and one per epoch
+      pretrain.json        the run's settings (PretrainConfig) and run metadata; ``end``: why and where
+                           the last call stopped (``stopped_by``: epochs, max_steps or time_limit)
+      log.jsonl            one line every ``log_every_steps`` steps, one per epoch, and a ``stop``
+                           line where a step or time limit ended a call
       loss.png             the losses against steps
       checkpoint/          the latest state, replaced atomically every epoch and every N steps:
         encoder/           config.json + model.safetensors (a loadable encoder)
