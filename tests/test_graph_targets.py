@@ -61,7 +61,8 @@ def batch_with_targets(smiles, spec, config, options=None):
 
 @pytest.mark.parametrize(
     "spec, options",
-    [("descriptors", None), ("fingerprint", None), ("fingerprint", {"fingerprint": {"feature": "morgan_count:256"}})],
+    [("descriptors", None), ("fingerprint", None), ("fingerprint", {"fingerprint": {"feature": "morgan_count:256"}}),
+     ("descriptors", {"descriptors": {"head": "linear"}}), ("fingerprint", {"fingerprint": {"head": "linear"}})],
 )
 def test_graph_targets_have_one_row_per_graph_and_their_loss_decreases(assay, spec, options):
     torch.manual_seed(0)
@@ -73,7 +74,7 @@ def test_graph_targets_have_one_row_per_graph_and_their_loss_decreases(assay, sp
     encoder = GINEncoder(config)
     optimizer = torch.optim.Adam([*encoder.parameters(), *objectives.parameters()], lr=3e-3)
     losses = []
-    for _ in range(20):
+    for _ in range(30):
         loss, logs = objectives.loss(encoder, batch)
         optimizer.zero_grad()
         loss.backward()
@@ -81,6 +82,18 @@ def test_graph_targets_have_one_row_per_graph_and_their_loss_decreases(assay, sp
         losses.append(float(loss.detach()))
     assert np.isfinite(losses).all() and losses[-1] < losses[0] * 0.9
     assert f"{name}/loss" in logs
+
+
+def test_a_linear_head_is_one_layer_on_the_pooled_embedding_and_is_recorded():
+    config = EncoderConfig(**TINY)
+    objectives = build_objectives("descriptors,fingerprint", config, {"descriptors": {"head": "linear"}})
+    linear, mlp = objectives.objectives["descriptors"].head, objectives.objectives["fingerprint"].head
+    assert isinstance(linear, torch.nn.Linear) and (linear.in_features, linear.out_features) == (32, 217)
+    assert isinstance(mlp, torch.nn.Sequential) and len(mlp) == 3
+    described = objectives.describe()
+    assert described["descriptors"]["head"] == "linear" and described["fingerprint"]["head"] == "mlp"
+    with pytest.raises(InputError, match="head must be one of mlp, linear"):
+        build_objectives("descriptors", config, {"descriptors": {"head": "transformer"}})
 
 
 def test_objectives_that_read_the_clean_graph_share_one_encoder_pass(assay):
@@ -172,3 +185,21 @@ def test_a_second_stage_starts_from_the_first_and_records_it(labelled_corpus, tm
     assert record["init"]["pretraining"]["objectives"] == "attr_masking:1"
     with pytest.raises(InputError, match="init encoder .* hidden_dim=32"):
         run(labelled_corpus, tmp_path / "three", encoder={"hidden_dim": 64}, init=str(stage_one.encoder))
+
+
+def test_the_command_line_takes_objective_options_as_json(labelled_corpus, tmp_path):
+    from typer.testing import CliRunner
+
+    from molft.cli import app
+
+    base = ["pretrain", str(labelled_corpus), "--objectives", "fingerprint", "--max-steps", "2",
+            "--num-layers", "1", "--hidden-dim", "16", "--batch-size", "16", "--exclude-test-molecules", "never"]
+    options = '{"fingerprint": {"feature": "morgan_bits:64", "head": "linear"}}'
+    command = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "run"), "--objective-options", options])
+    assert command.exit_code == 0, command.output
+    config = json.loads((tmp_path / "run" / "encoder" / "config.json").read_text())
+    recorded = config["extra"]["pretraining"]["objective_options"]["fingerprint"]
+    assert (recorded["head"], recorded["targets"]) == ("linear", 64)
+
+    bad = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "bad"), "--objective-options", "{head: linear}"])
+    assert bad.exit_code == 2 and "--objective-options: not valid JSON" in bad.output

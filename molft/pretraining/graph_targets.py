@@ -1,7 +1,9 @@
 """Graph-level pretraining targets: computed descriptors, fingerprints, and measured labels.
 
 Each objective predicts one vector per molecule from the mean-pooled embedding of the
-*unmasked* graph, through a two-layer MLP head (``width -> width -> targets``):
+*unmasked* graph, through a two-layer MLP head (``width -> width -> targets``), or with
+``head="linear"`` a single linear layer, which asks the embedding itself to hold the targets
+linearly (what a linear probe, or a frozen-embedding model, reads):
 
 * ``descriptors`` (:class:`DescriptorRegression`): standardized, clipped RDKit 2D descriptors
   (``rdkit2d``, 217 of them), mean squared error over the finite ones (CheMeleon, Burns et al.
@@ -43,19 +45,31 @@ LABELS = "labels"
 #: over the corpus: on 1.94M rows a fit of all takes ~40 s, of these ~2 s, and the means agree within
 #: 0.005 standard deviations, the standard deviations within 1%
 SCALER_FIT_ROWS = 250_000
+#: the heads a graph-level objective can put on the pooled embedding
+HEADS = ("mlp", "linear")
 
 
 class GraphTarget(Objective):
-    """Base of the graph-level objectives: an MLP head on the pooled clean-graph embedding.
+    """Base of the graph-level objectives: a head (:data:`HEADS`) on the pooled clean-graph embedding.
 
-    Subclasses set ``num_targets`` before calling :meth:`_build_head` and implement
-    :meth:`target_source`, :meth:`prepare_targets` and :meth:`_loss`.
+    Subclasses call :meth:`_set_head_kind`, then :meth:`_build_head` with the number of targets,
+    and implement :meth:`target_source`, :meth:`prepare_targets` and :meth:`_loss`.
     """
+
+    head_kind = "mlp"
+
+    def _set_head_kind(self, head: str) -> None:
+        if head not in HEADS:
+            raise InputError(f"{self.name}: head must be one of {', '.join(HEADS)}; got {head!r}")
+        self.head_kind = head
 
     def _build_head(self, num_targets: int) -> None:
         width = node_dim(self.encoder_config)
         self.num_targets = int(num_targets)
-        self.head = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, self.num_targets))
+        if self.head_kind == "linear":
+            self.head = nn.Linear(width, self.num_targets)
+        else:
+            self.head = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, self.num_targets))
 
     def target_source(self) -> str:
         """What the objective reads per molecule: a molecule-feature spec, or ``"labels"``."""
@@ -96,6 +110,7 @@ class DescriptorRegression(GraphTarget):
         feature: the descriptor set: ``"rdkit2d"`` (all 217), or ``"rdkit2d_fast"`` (the 97 cheapest,
             about a fifth of the cost per molecule, for corpora of millions).
         clip: bound of the standardized targets.
+        head: ``"mlp"`` (two layers) or ``"linear"``.
 
     Logs:
         ``loss`` (mean squared error over known targets; 1.0 = predicting the mean), ``r2``
@@ -104,8 +119,10 @@ class DescriptorRegression(GraphTarget):
 
     name = "descriptors"
 
-    def __init__(self, encoder_config: EncoderConfig, feature: str = "rdkit2d", clip: float = 5.0) -> None:
+    def __init__(self, encoder_config: EncoderConfig, feature: str = "rdkit2d", clip: float = 5.0,
+                 head: str = "mlp") -> None:
         super().__init__(encoder_config)
+        self._set_head_kind(head)
         chosen = get_molecule_feature(feature)
         if not isinstance(chosen, RDKitDescriptors):
             raise InputError(
@@ -114,7 +131,7 @@ class DescriptorRegression(GraphTarget):
         if not clip > 0:
             raise InputError(f"descriptors: clip must be > 0, got {clip!r}")
         self.feature, self.clip = feature, float(clip)
-        self.options = {"feature": feature, "clip": self.clip, "targets": len(chosen)}
+        self.options = {"feature": feature, "clip": self.clip, "targets": len(chosen), "head": head}
         self._build_head(len(chosen))
 
     def target_source(self) -> str:
@@ -150,6 +167,7 @@ class FingerprintPrediction(GraphTarget):
         encoder_config: the encoder being pretrained.
         feature: ``"morgan_bits:<size>"`` (binary cross-entropy per bit) or
             ``"morgan_count:<size>"`` (squared error of ``log1p(count)``).
+        head: ``"mlp"`` (two layers) or ``"linear"``.
 
     Logs:
         ``loss``; for bits ``accuracy`` (per bit) and ``on_recall`` (share of set bits predicted set).
@@ -157,13 +175,14 @@ class FingerprintPrediction(GraphTarget):
 
     name = "fingerprint"
 
-    def __init__(self, encoder_config: EncoderConfig, feature: str = "morgan_bits:1024") -> None:
+    def __init__(self, encoder_config: EncoderConfig, feature: str = "morgan_bits:1024", head: str = "mlp") -> None:
         super().__init__(encoder_config)
+        self._set_head_kind(head)
         chosen = get_molecule_feature(feature)
         if not isinstance(chosen, MorganFingerprint):
             raise InputError(f"fingerprint: feature must be a Morgan fingerprint ('morgan_bits:1024'), got {feature!r}")
         self.feature, self.counts = feature, chosen.counts
-        self.options = {"feature": feature, "targets": len(chosen)}
+        self.options = {"feature": feature, "targets": len(chosen), "head": head}
         self._build_head(len(chosen))
 
     def target_source(self) -> str:
