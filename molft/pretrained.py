@@ -11,6 +11,7 @@ from molft.runtime import PROJECT_ROOT
 SHIPPED = {
     "default": "pretrained/gin-attrmask-descfp-zinc",
     "attrmask-descfp": "pretrained/gin-attrmask-descfp-zinc",
+    "attrmask-descfp-500k": "pretrained/gin-attrmask-descfp-zinc500k",
     "attrmask": "pretrained/gin-attrmask-zinc",
     "contextpred": "pretrained/gin-contextpred-zinc",
     "graphmae": "pretrained/gin-graphmae-zinc",
