@@ -13,6 +13,10 @@ split (80/10/10). Every method runs through the public API exactly as a user wou
 * ``auto-scratch``: the same with a GNN from scratch, to show what pretraining adds inside it;
 * ``boosted``: the LightGBM member alone (``--model boosted``), one per seed.
 
+``--pretrained NAME`` runs the encoder-using methods (``pretrained``, ``frozen``, ``auto``)
+on another shipped name or encoder directory; their rows are then labelled ``method:NAME`` and
+sit beside the default's rather than replacing them.
+
 For the ``auto`` methods the report also gives the blend chosen per seed and the test coverage
 of the stated 90% intervals.
 
@@ -20,6 +24,7 @@ Test RMSE / MAE / R² are the mean ± sample std over seeds (each seed one model
 plus the seeds' ensemble. Nothing is selected on test.
 
     python -m benchmarks.builtin_assay --seeds 5 [--methods pretrained,frozen,scratch,rf] [--max-epochs N]
+        [--pretrained attrmask-descfp-500k]
 
 Writes ``benchmarks/results/builtin_assay.{json,md}``; model directories go to ``runs/builtin_assay/``.
 """
@@ -44,17 +49,33 @@ from molft.data.assay import load_assay, split_assay
 from molft.data.builtin import write_builtin_assay
 from molft.evaluate import evaluate, mean_std
 from molft.finetuning.ensemble import describe_weights
+from molft.pretrained import resolve_pretrained
 from molft.runtime import PROJECT_ROOT, run_metadata
 
 METHODS = ("pretrained", "frozen", "scratch", "rf", "auto", "auto-scratch", "boosted")
 #: methods that run ``molft.finetune`` once per seed, with ``model`` and ``pretrained`` as given
 PER_SEED = {"auto": ("auto", "default"), "auto-scratch": ("auto", "none"), "boosted": ("boosted", "default")}
+#: methods that never read a pretrained encoder
+NO_ENCODER = ("scratch", "rf", "auto-scratch", "boosted")
 METRICS = ("rmse", "mae", "r2")
 
 
-def run_method(method: str, table: Path, work: Path, *, seeds: int, max_epochs: int | None = None) -> dict[str, Any]:
+def row_label(method: str, pretrained: str) -> str:
+    """The report's name for ``method`` run with the encoder ``pretrained``."""
+    return method if pretrained == "default" or method in NO_ENCODER else f"{method}:{pretrained}"
+
+
+def base_method(label: str) -> str:
+    """The method of a report row label (``pretrained:attrmask`` -> ``pretrained``)."""
+    return label.split(":", 1)[0]
+
+
+def run_method(method: str, table: Path, work: Path, *, seeds: int, max_epochs: int | None = None,
+               pretrained: str = "default") -> dict[str, Any]:
     """Fine-tune (or fit the forest) ``seeds`` times; per-seed test metrics and their mean ± std."""
     start = time.perf_counter()
+    label = row_label(method, pretrained)
+    work_dir = work / label.replace(":", "-").replace("/", "_")
     if method == "rf":
         assay = load_assay(table, ["pIC50"], graphs_dir=work / "rf-graphs", progress=False)
         split = split_assay(assay, "scaffold")
@@ -69,11 +90,12 @@ def run_method(method: str, table: Path, work: Path, *, seeds: int, max_epochs: 
         best_epochs = None
         split_sizes = {part: int(len(idx)) for part, idx in split.items()}
     elif method in PER_SEED:
-        model, pretrained = PER_SEED[method]
+        model, encoder = PER_SEED[method]
+        encoder = encoder if encoder == "none" else pretrained
         per_seed, tests = [], []
         for seed in range(seeds):
-            result = molft.finetune(table, ["pIC50"], work / method / f"seed-{seed}", seed=seed, model=model,
-                                    pretrained=pretrained, max_epochs=max_epochs, overwrite=True, progress=False)
+            result = molft.finetune(table, ["pIC50"], work_dir / f"seed-{seed}", seed=seed, model=model,
+                                    pretrained=encoder, max_epochs=max_epochs, overwrite=True, progress=False)
             chosen = result.metrics["model"]
             tests.append(pd.read_csv(result.out / "predictions_test.csv")["pIC50_pred"].to_numpy()[:, None])
             per_seed.append({
@@ -87,9 +109,9 @@ def run_method(method: str, table: Path, work: Path, *, seeds: int, max_epochs: 
         best_epochs = [s["best_epoch"] for s in per_seed] if model != "boosted" else None
         split_sizes = molft.FinetunedModel.load(result.out).config["split_sizes"]
     else:
-        options = {"pretrained": {"pretrained": "default"}, "frozen": {"pretrained": "default", "mode": "frozen"},
+        options = {"pretrained": {"pretrained": pretrained}, "frozen": {"pretrained": pretrained, "mode": "frozen"},
                    "scratch": {"pretrained": "none"}}[method]
-        result = molft.finetune(table, ["pIC50"], work / method, seeds=seeds, max_epochs=max_epochs, model="gnn",
+        result = molft.finetune(table, ["pIC50"], work_dir, seeds=seeds, max_epochs=max_epochs, model="gnn",
                                 overwrite=True, progress=False, compare_rf=False, **options)
         per_seed = [{"seed": s["seed"], "test": s["test"], "best_epoch": s.get("best_epoch")} for s in result.metrics["seeds"]]
         ensemble = result.metrics["test_ensemble"]
@@ -98,7 +120,8 @@ def run_method(method: str, table: Path, work: Path, *, seeds: int, max_epochs: 
         split_sizes = config["split_sizes"]
     summary = {m: dict(zip(("mean", "std"), mean_std([s["test"][m] for s in per_seed]))) for m in METRICS}
     return {
-        "method": method, "seeds": per_seed, "test": summary,
+        "method": label, "encoder": None if method in NO_ENCODER else resolve_pretrained(pretrained).name,
+        "seeds": per_seed, "test": summary,
         "test_ensemble": {m: ensemble[m] for m in METRICS}, "best_epochs": best_epochs,
         "split_sizes": split_sizes, "wall_s": round(time.perf_counter() - start, 1),
     }
@@ -121,15 +144,16 @@ def to_markdown(report: dict[str, Any]) -> str:
         "- Rows run at different times (a method not named in `--methods` keeps its earlier row): "
         + "; ".join(f"{row['method']} {row.get('finished') or report['finished']}" for row in report["methods"]) + ".",
         "",
-        "| method | test RMSE | test MAE | test R² | ensemble RMSE | best epochs | wall s |",
-        "|---|---:|---:|---:|---:|---|---:|",
+        "| method | encoder | test RMSE | test MAE | test R² | ensemble RMSE | best epochs | wall s |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
     ]
     for row in report["methods"]:
         cells = [mean_std_text(row["test"][m]["mean"], row["test"][m]["std"]) for m in METRICS]
         epochs = ", ".join(str(e) for e in row["best_epochs"]) if row["best_epochs"] else "—"
-        lines.append(f"| {row['method']} | " + " | ".join(cells)
+        encoder = row.get("encoder", "not recorded") if base_method(row["method"]) not in NO_ENCODER else "—"
+        lines.append(f"| {row['method']} | {encoder} | " + " | ".join(cells)
                      + f" | {row['test_ensemble']['rmse']:.3f} | {epochs} | {row['wall_s']:.0f} |")
-    chosen = [row for row in report["methods"] if row["method"] in PER_SEED and row["method"] != "boosted"]
+    chosen = [row for row in report["methods"] if base_method(row["method"]) in ("auto", "auto-scratch")]
     if chosen:
         lines += ["", "What `--model auto` chose per seed (weights fitted on the 102 validation molecules), the members' "
                   "test RMSE, and the test coverage of its stated 90% split-conformal interval:", "",
@@ -165,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=PROJECT_ROOT / "runs" / "builtin_assay")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--pretrained", default="default",
+                        help="the encoder of the methods that use one: a shipped name or a directory (default: default)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -173,19 +199,21 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     table = write_builtin_assay(args.work / "assay.csv")
-    rows = _earlier_rows(args.results_dir, keep_all_but=methods, seeds=args.seeds, max_epochs=args.max_epochs)
+    labels = [row_label(method, args.pretrained) for method in methods]
+    rows = _earlier_rows(args.results_dir, keep_all_but=labels, seeds=args.seeds, max_epochs=args.max_epochs)
     for method in methods:
-        rows.append(run_method(method, table, args.work, seeds=args.seeds, max_epochs=args.max_epochs))
+        rows.append(run_method(method, table, args.work, seeds=args.seeds, max_epochs=args.max_epochs,
+                               pretrained=args.pretrained))
         row = rows[-1]
         row["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        print(f"{method:>10}: test RMSE {mean_std_text(row['test']['rmse']['mean'], row['test']['rmse']['std'])} "
+        print(f"{row['method']:>10}: test RMSE {mean_std_text(row['test']['rmse']['mean'], row['test']['rmse']['std'])} "
               f"({row['wall_s']:.0f} s)", flush=True)
     meta = run_metadata()
     report = {
         "benchmark": "builtin_assay", "command": command_line("builtin_assay", argv),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "hardware": hardware(),
         "threads": torch.get_num_threads(), "n_seeds": args.seeds, "split_sizes": rows[0]["split_sizes"],
-        "methods": sorted(rows, key=lambda r: METHODS.index(r["method"])), "run": meta,
+        "methods": sorted(rows, key=lambda r: (METHODS.index(base_method(r["method"])), r["method"])), "run": meta,
         "max_epochs": args.max_epochs,
     }
     write_results("builtin_assay", report, to_markdown(report), args.results_dir)
