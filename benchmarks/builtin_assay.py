@@ -143,6 +143,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         "pessimistic.",
         "- Rows run at different times (a method not named in `--methods` keeps its earlier row): "
         + "; ".join(f"{row['method']} {row.get('finished') or report['finished']}" for row in report["methods"]) + ".",
+        "- Each row's command, where it recorded one: "
+        + "; ".join(f"{row['method']}: `{row['command']}`" for row in report["methods"] if row.get("command")) + ".",
         "",
         "| method | encoder | test RMSE | test MAE | test R² | ensemble RMSE | best epochs | wall s |",
         "|---|---|---:|---:|---:|---:|---|---:|",
@@ -206,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                                pretrained=args.pretrained))
         row = rows[-1]
         row["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        row["command"] = command_line("builtin_assay", argv)
         print(f"{row['method']:>10}: test RMSE {mean_std_text(row['test']['rmse']['mean'], row['test']['rmse']['std'])} "
               f"({row['wall_s']:.0f} s)", flush=True)
     meta = run_metadata()
