@@ -303,7 +303,7 @@ def resolve_methods(
             continue
         if kind in ("pretrained", "frozen", "auto"):
             for (directory, config, digest), name in zip(encoders, names):
-                settings = f"encoder={digest}" + (f";{epochs}" if kind != "frozen" else "")
+                settings = f"encoder={digest}" + (f";{epochs}" if kind != "frozen" else f";{FROZEN_SETTINGS}")
                 settings += f";{ENSEMBLE_SETTINGS}" if kind == "auto" else ""
                 methods.append(Method(f"{kind}:{name}", kind, directory, config, settings))
         elif kind in ("scratch", "auto-scratch"):
@@ -331,6 +331,8 @@ def resolve_methods(
 
 #: what fixes an ensemble method's choice, part of its resume key
 ENSEMBLE_SETTINGS = "members=gnn,forest,boosted;grid=0.25;rule=one-se;coverage=0.9"
+#: instant mode's strength choice (part of the resume key: runs under the earlier validation-best choice are not reused)
+FROZEN_SETTINGS = "strength=one-se"
 
 
 def _settings_digest() -> str:
