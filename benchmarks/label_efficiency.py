@@ -332,7 +332,7 @@ def resolve_methods(
 #: what fixes an ensemble method's choice, part of its resume key
 ENSEMBLE_SETTINGS = "members=gnn,forest,boosted;grid=0.25;rule=one-se;coverage=0.9"
 #: instant mode's strength choice (part of the resume key: runs under the earlier validation-best choice are not reused)
-FROZEN_SETTINGS = "strength=one-se"
+FROZEN_SETTINGS = "strength=one-se-regression"
 
 
 def _settings_digest() -> str:

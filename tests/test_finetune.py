@@ -18,7 +18,7 @@ from molft.data.assay import load_assay, split_assay
 from molft.embedding import embed
 from molft.errors import InputError
 from molft.evaluate import evaluate
-from molft.finetuning.frozen import _one_standard_error, fit_linear_head
+from molft.finetuning.frozen import _choose_strength, fit_linear_head
 from molft.finetuning.predict import predict
 from molft.finetuning.recipe import HU2020_PROTOCOL, Recipe, TargetScaler
 from molft.finetuning.member import masked_loss, new_member, predict_scores, train_member
@@ -131,7 +131,7 @@ def test_frozen_mode_folds_the_linear_model_into_the_head(tmp_path, small_assay,
     assert np.allclose(reported, expected[:, 0], atol=1e-4)
 
 
-def test_instant_mode_prefers_the_stronger_penalty_unless_the_weaker_wins_by_more_than_its_noise():
+def test_instant_mode_regression_prefers_the_stronger_penalty_unless_the_weaker_wins_by_more_than_noise():
     rng = np.random.default_rng(0)
     y = rng.normal(size=60)
     weak = (0.1, np.ones(1), 0.0, y + rng.normal(scale=0.50, size=60))
@@ -139,8 +139,9 @@ def test_instant_mode_prefers_the_stronger_penalty_unless_the_weaker_wins_by_mor
     strong_far = (100.0, np.zeros(1), 0.0, rng.normal(size=60))
     rmse = lambda fit: float(np.sqrt(np.mean((fit[3] - y) ** 2)))  # noqa: E731
     assert rmse(weak) < rmse(strong_close) < rmse(strong_far)  # the weak penalty is best on validation
-    assert _one_standard_error([weak, strong_close], y, "regression")[0] == 100.0  # ... but only by noise
-    assert _one_standard_error([weak, strong_far], y, "regression")[0] == 0.1
+    assert _choose_strength([weak, strong_close], y, "regression", rule="one-se")[0] == 100.0  # ... but only by noise
+    assert _choose_strength([weak, strong_far], y, "regression", rule="one-se")[0] == 0.1
+    assert _choose_strength([weak, strong_close], y, "regression", rule="best")[0] == 0.1
 
 
 def test_masked_loss_ignores_missing_labels():

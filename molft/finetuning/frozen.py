@@ -5,10 +5,12 @@ included), so a frozen-mode model is saved, loaded and used for prediction exact
 fine-tuned one. Ensemble members beyond the first are fitted on bootstrap resamples of the
 training set, so their spread is a real uncertainty estimate.
 
-The regularisation strength is chosen on validation by the one-standard-error rule, as
-``--model auto`` chooses its blend: the strongest penalty whose validation score is within one
-bootstrap standard error of the best one. A small scaffold validation split otherwise picks weak
-penalties by chance (built-in assay, default encoder: test RMSE 0.967 ± 0.371 -> 0.674 ± 0.081).
+The regularisation strength is chosen on validation. For regression by the one-standard-error rule,
+as ``--model auto`` chooses its blend: the strongest penalty whose validation RMSE is within one
+bootstrap standard error of the best one; a small scaffold validation split otherwise picks weak
+penalties by chance (built-in assay, default encoder: test RMSE 0.967 ± 0.371 -> 0.674 ± 0.081;
+Lipophilicity unchanged). For classification the best validation score: there the rule took the
+strongest penalty almost always and lowered BBBP's test ROC-AUC by 0.01-0.05 (``RULES``).
 """
 
 from __future__ import annotations
@@ -33,13 +35,15 @@ from molft.training import predict_batches
 
 #: regularisation strengths tried, chosen on the validation split per task
 STRENGTHS = (0.01, 0.1, 1.0, 10.0, 100.0)
+#: how the strength is chosen, by task type (measured in ``benchmarks.builtin_assay`` / ``label_efficiency``)
+RULES = {"regression": "one-se", "classification": "best"}
 
 
 def fit_linear_head(
     x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray, task_type: str, seed: int
 ) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """Fit one linear model per task (labelled rows only); pick its strength on validation by the
-    one-standard-error rule (the strongest within one bootstrap SE of the best score).
+    task type's rule in :data:`RULES` (one-SE: the strongest within one bootstrap SE of the best score).
 
     Args:
         x_train: [n, dim] standardised embeddings; y_train: [n, tasks] labels (NaN = missing).
@@ -64,24 +68,27 @@ def fit_linear_head(
                 model.fit(x_train[rows], y_train[rows, j])
             w, b = np.ravel(model.coef_), float(np.ravel(model.intercept_)[0])
             fits.append((strength, w, b, x_valid @ w + b))
-        strength, w, b = _one_standard_error(fits, y_valid[:, j], task_type)
+        strength, w, b = _choose_strength(fits, y_valid[:, j], task_type, rule=RULES[task_type])
         weights.append(w)
         biases.append(b)
         chosen.append(strength)
     return np.stack(weights), np.asarray(biases), chosen
 
 
-def _one_standard_error(
-    fits: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]], y_valid: np.ndarray, task_type: str
+def _choose_strength(
+    fits: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]], y_valid: np.ndarray, task_type: str, *, rule: str
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """From (strength, weight, bias, validation scores) fits, the strongest whose validation score
-    is within one bootstrap standard error of the best one's (the best when none is)."""
+    """From (strength, weight, bias, validation scores) fits, the best on validation (``rule="best"``)
+    or (``"one-se"``) the strongest whose validation score is within one bootstrap standard error of
+    the best one's (the best when none is)."""
     metric = PRIMARY_METRIC[task_type]
     scores = [task_metric(metric, y_valid, valid) for *_, valid in fits]
     best = 0
     for i, score in enumerate(scores):
         if improves(score, scores[best], metric):
             best = i
+    if rule == "best":
+        return fits[best][:3]
     for i in sorted(range(len(fits)), key=lambda i: -fits[i][0]):
         if fits[i][0] <= fits[best][0]:
             break
