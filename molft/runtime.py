@@ -12,6 +12,7 @@ import platform
 import signal
 import subprocess
 import sys
+import threading
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,9 +135,28 @@ def read_json(path: str | Path) -> Any:
 def exit_on_terminate() -> None:
     """Turn SIGTERM (``kill``, a scheduler's stop) into ``SystemExit(143)`` so that ``finally`` blocks
     run: child processes started with :func:`subprocess.run` are killed and temporary folders removed
-    instead of being left behind."""
+    instead of being left behind.
+
+    Only in this process: a process forked from it (a multiprocessing pool's worker) is born with
+    SIGTERM's default action, so ``Pool.terminate`` kills it even when it is blocked in C code, where
+    a Python-level handler never runs (a worker stuck that way once hung the test suite)."""
+    global _TERMINATE_HANDLER
 
     def _exit(signum: int, _frame: Any) -> None:
         raise SystemExit(128 + signum)
 
+    if _TERMINATE_HANDLER is None:
+        os.register_at_fork(before=lambda: _set_sigterm(signal.SIG_DFL),
+                            after_in_parent=lambda: _set_sigterm(_TERMINATE_HANDLER))
+    _TERMINATE_HANDLER = _exit
     signal.signal(signal.SIGTERM, _exit)
+
+
+#: the SIGTERM handler :func:`exit_on_terminate` installed (None: not called in this process)
+_TERMINATE_HANDLER: Any = None
+
+
+def _set_sigterm(handler: Any) -> None:
+    """Set SIGTERM's handler around a fork; only the main thread may (a pool forks from its own thread)."""
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)

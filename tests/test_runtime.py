@@ -37,3 +37,25 @@ def test_terminating_a_run_kills_its_child_process_and_removes_its_temporary_fol
     for child in children:  # the orphan check: the child is gone too, not reparented and still sleeping
         assert subprocess.run(["kill", "-0", child], capture_output=True).returncode != 0
     assert not Path(marker.read_text()).exists()
+
+
+def _sleep_forever() -> None:
+    time.sleep(600)
+
+
+def test_a_process_forked_after_exit_on_terminate_still_dies_of_sigterm() -> None:
+    import multiprocessing
+    import signal
+
+    from molft.runtime import exit_on_terminate
+
+    previous = signal.getsignal(signal.SIGTERM)
+    exit_on_terminate()  # as a benchmark's start() does in its own process
+    try:
+        worker = multiprocessing.get_context("fork").Process(target=_sleep_forever)
+        worker.start()
+        worker.terminate()  # what Pool.terminate() sends its workers
+        worker.join(timeout=30)
+        assert worker.exitcode == -signal.SIGTERM  # killed by the signal, not SystemExit(143) in the worker
+    finally:
+        signal.signal(signal.SIGTERM, previous)
