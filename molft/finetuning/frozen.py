@@ -51,7 +51,6 @@ def fit_linear_head(
     Returns:
         weight [tasks, dim], bias [tasks] (logits or scaled values) and the chosen strengths.
     """
-    metric = PRIMARY_METRIC[task_type]
     weights, biases, chosen = [], [], []
     for j in range(y_train.shape[1]):
         rows = ~np.isnan(y_train[:, j])
