@@ -211,7 +211,10 @@ def _iter_csv(source: TableSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
                 frame = next(reader, None)
             if frame is None:
                 break
-            frame.insert(0, ROW_NUMBER, range(next_row, next_row + len(frame)))
+            # one concat, not insert: a wide table (ChEMBL's 691 label columns) arrives in many blocks,
+            # and inserting a column into it warns of fragmentation
+            numbers = pd.DataFrame({ROW_NUMBER: range(next_row, next_row + len(frame))}, index=frame.index)
+            frame = pd.concat([numbers, frame], axis=1)
             next_row += len(frame)
             yield frame
 
