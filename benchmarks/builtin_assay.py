@@ -49,7 +49,7 @@ from molft.data.assay import load_assay, split_assay
 from molft.data.builtin import write_builtin_assay
 from molft.evaluate import evaluate, mean_std
 from molft.finetuning.ensemble import describe_weights
-from molft.pretrained import resolve_pretrained
+from molft.pretrained import SHIPPED, resolve_pretrained
 from molft.runtime import PROJECT_ROOT, run_metadata
 
 METHODS = ("pretrained", "frozen", "scratch", "rf", "auto", "auto-scratch", "boosted")
@@ -61,8 +61,12 @@ METRICS = ("rmse", "mae", "r2")
 
 
 def row_label(method: str, pretrained: str) -> str:
-    """The report's name for ``method`` run with the encoder ``pretrained``."""
-    return method if pretrained == "default" or method in NO_ENCODER else f"{method}:{pretrained}"
+    """The report's name for ``method`` run with the encoder ``pretrained``: a shipped name as it is,
+    a directory by its folder's name (``runs/enc/chembl`` -> ``pretrained:chembl``), as
+    ``benchmarks.label_efficiency`` names them."""
+    if pretrained == "default" or method in NO_ENCODER:
+        return method
+    return f"{method}:{pretrained if pretrained in SHIPPED else Path(pretrained).name}"
 
 
 def base_method(label: str) -> str:

@@ -9,6 +9,7 @@ def test_another_encoder_gets_rows_of_its_own_and_methods_without_one_keep_their
     assert row_label("pretrained", "default") == "pretrained"
     assert row_label("pretrained", "attrmask-descfp-500k") == "pretrained:attrmask-descfp-500k"
     assert row_label("frozen", "attrmask") == "frozen:attrmask"
+    assert row_label("pretrained", "/work/runs/enc/chembl-supdescfp") == "pretrained:chembl-supdescfp"
     assert [row_label(m, "attrmask") for m in ("scratch", "rf", "auto-scratch", "boosted")] == [
         "scratch", "rf", "auto-scratch", "boosted"]
     assert base_method("pretrained:attrmask-descfp-500k") == "pretrained" and base_method("rf") == "rf"
