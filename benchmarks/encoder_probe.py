@@ -985,8 +985,10 @@ def plot(path: Path, result: dict[str, Any]) -> None:
 
     datasets = [d for d in result["datasets"] if any(r["dataset"] == d for r in result["aggregates"])]
     names = _model_names(result)
-    figure, axes = plt.subplots(len(datasets), 2, figsize=(12, 2.8 * len(datasets) + 0.6), squeeze=False)
+    figure, axes = plt.subplots(len(datasets), 2, figsize=(12, (2.8 if len(names) <= 6 else 3.4) * len(datasets) + 0.6), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    # a handful of names fit level; more are slanted so that they do not run into each other
+    tick_style = {"fontsize": 8} if len(names) <= 6 else {"fontsize": 7, "rotation": 40, "ha": "right"}
     for row_axes, dataset in zip(axes, datasets):
         rows = [r for r in result["aggregates"] if r["dataset"] == dataset]
         metric = rows[0]["metric"]
@@ -1011,7 +1013,7 @@ def plot(path: Path, result: dict[str, Any]) -> None:
             left.set_ylim(min(values) - 0.3 * span, max(values) + 0.3 * span)
         better = "higher" if higher_is_better(metric) else "lower"
         left.set(title=f"{dataset}: linear probe, test {metric} ({better} is better)", xticks=x)
-        left.set_xticklabels(names, fontsize=8)
+        left.set_xticklabels(names, **tick_style)
         left.grid(axis="y", alpha=0.3)
         left.legend(fontsize=6, ncol=2)
         series = [(p, n) for n in counts for p in ("blend-fixed", "blend-chosen")]
@@ -1025,7 +1027,7 @@ def plot(path: Path, result: dict[str, Any]) -> None:
                       label=f"{_PATH_TITLES[blend_path]}, {n_labels:,} labels", capsize=2)
         right.axhline(0, color="black", linewidth=0.8)
         right.set(title=f"{dataset}: blend gain over the forest (positive = better)", xticks=x)
-        right.set_xticklabels(names, fontsize=8)
+        right.set_xticklabels(names, **tick_style)
         right.grid(axis="y", alpha=0.3)
         right.legend(fontsize=6, ncol=2)
     figure.tight_layout(rect=(0, command_footer(figure, result["command"]), 1, 1))
