@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from molft.data.featurized import featurize_file, load_featurized
-from molft.data.tables import detect_smiles_column, read_table
+from molft.data.tables import ROW_NUMBER, detect_smiles_column, read_table
 from molft.errors import InputError
 
 MESSY_CSV = (
@@ -101,6 +102,19 @@ def test_bom_quotes_and_duplicate_columns_are_read_as_text(tmp_path):
     source, frame = read_table(table)
     assert source.columns == ("smiles", "id", "id.1", "column_4")
     assert frame.loc[0, "id"] == "007"  # no number guessing: text stays as written
+
+
+def test_a_wide_labelled_table_reads_quietly_with_its_row_numbers(tmp_path):
+    # ChEMBL 5thresh has 691 label columns: reading it must not warn of a fragmented DataFrame
+    table = tmp_path / "wide.csv"
+    labels = [f"target_{i}" for i in range(700)]
+    rows = [",".join(["smiles", *labels])] + [",".join([smiles, *["1"] * len(labels)]) for smiles in ("CCO", "c1ccccc1")]
+    table.write_text("\n".join(rows) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        source, frame = read_table(table)
+    assert list(frame.columns[:2]) == [ROW_NUMBER, "smiles"] and len(frame.columns) == 702
+    assert frame[ROW_NUMBER].tolist() == [2, 3] and frame.loc[1, "target_699"] == "1"
 
 
 @pytest.mark.parametrize(
