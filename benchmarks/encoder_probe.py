@@ -985,10 +985,11 @@ def plot(path: Path, result: dict[str, Any]) -> None:
 
     datasets = [d for d in result["datasets"] if any(r["dataset"] == d for r in result["aggregates"])]
     names = _model_names(result)
-    figure, axes = plt.subplots(len(datasets), 2, figsize=(12, (2.8 if len(names) <= 6 else 3.4) * len(datasets) + 0.6), squeeze=False)
+    # a handful of names fit level; more are slanted (in taller rows) so that they do not run into each other
+    crowded = len(names) > 6
+    tick_style = {"fontsize": 7, "rotation": 40, "ha": "right"} if crowded else {"fontsize": 8}
+    figure, axes = plt.subplots(len(datasets), 2, figsize=(12, (3.4 if crowded else 2.8) * len(datasets) + 0.6), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    # a handful of names fit level; more are slanted so that they do not run into each other
-    tick_style = {"fontsize": 8} if len(names) <= 6 else {"fontsize": 7, "rotation": 40, "ha": "right"}
     for row_axes, dataset in zip(axes, datasets):
         rows = [r for r in result["aggregates"] if r["dataset"] == dataset]
         metric = rows[0]["metric"]

@@ -75,8 +75,8 @@ def fit_linear_head(
 
 
 def _choose_strength(
-    fits: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]], y_valid: np.ndarray, task_type: str, *, rule: str
-) -> tuple[float, np.ndarray, np.ndarray]:
+    fits: list[tuple[float, np.ndarray, float, np.ndarray]], y_valid: np.ndarray, task_type: str, *, rule: str
+) -> tuple[float, np.ndarray, float]:
     """From (strength, weight, bias, validation scores) fits, the best on validation (``rule="best"``)
     or (``"one-se"``) the strongest whose validation score is within one bootstrap standard error of
     the best one's (the best when none is)."""
