@@ -15,7 +15,9 @@ split (80/10/10). Every method runs through the public API exactly as a user wou
 
 ``--pretrained NAME`` runs the encoder-using methods (``pretrained``, ``frozen``, ``auto``)
 on another shipped name or encoder directory; their rows are then labelled ``method:NAME`` and
-sit beside the default's rather than replacing them.
+sit beside the default's rather than replacing them. ``--molecule-features rdkit2d`` has every
+trained GNN's head read those molecule features too (``molft finetune --molecule-features``); its
+rows are labelled ``method+rdkit2d``.
 
 For the ``auto`` methods the report also gives the blend chosen per seed and the test coverage
 of the stated 90% intervals.
@@ -24,7 +26,7 @@ Test RMSE / MAE / R² are the mean ± sample std over seeds (each seed one model
 plus the seeds' ensemble. Nothing is selected on test.
 
     python -m benchmarks.builtin_assay --seeds 5 [--methods pretrained,frozen,scratch,rf] [--max-epochs N]
-        [--pretrained attrmask-descfp-500k]
+        [--pretrained attrmask-descfp-500k] [--molecule-features rdkit2d]
 
 Writes ``benchmarks/results/builtin_assay.{json,md}``; model directories go to ``runs/builtin_assay/``.
 """
@@ -57,28 +59,33 @@ METHODS = ("pretrained", "frozen", "scratch", "rf", "auto", "auto-scratch", "boo
 PER_SEED = {"auto": ("auto", "default"), "auto-scratch": ("auto", "none"), "boosted": ("boosted", "default")}
 #: methods that never read a pretrained encoder
 NO_ENCODER = ("scratch", "rf", "auto-scratch", "boosted")
+#: methods that train a GNN, whose head can read molecule features
+TRAINED_GNN = ("pretrained", "scratch", "auto", "auto-scratch")
 METRICS = ("rmse", "mae", "r2")
 
 
-def row_label(method: str, pretrained: str) -> str:
+def row_label(method: str, pretrained: str, molecule_features: str | None = None) -> str:
     """The report's name for ``method`` run with the encoder ``pretrained``: a shipped name as it is,
     a directory by its folder's name (``runs/enc/chembl`` -> ``pretrained:chembl``), as
-    ``benchmarks.label_efficiency`` names them."""
+    ``benchmarks.label_efficiency`` names them; ``+<feature>`` for each molecule feature its GNN head reads."""
+    head = "".join(f"+{spec.strip()}" for spec in (molecule_features or "").split(",") if spec.strip())
+    head = head if method in TRAINED_GNN else ""
     if pretrained == "default" or method in NO_ENCODER:
-        return method
-    return f"{method}:{pretrained if pretrained in SHIPPED else Path(pretrained).name}"
+        return method + head
+    return f"{method}:{pretrained if pretrained in SHIPPED else Path(pretrained).name}{head}"
 
 
 def base_method(label: str) -> str:
-    """The method of a report row label (``pretrained:attrmask`` -> ``pretrained``)."""
-    return label.split(":", 1)[0]
+    """The method of a report row label (``pretrained:attrmask+rdkit2d`` -> ``pretrained``)."""
+    return label.split(":", 1)[0].split("+", 1)[0]
 
 
 def run_method(method: str, table: Path, work: Path, *, seeds: int, max_epochs: int | None = None,
-               pretrained: str = "default") -> dict[str, Any]:
+               pretrained: str = "default", molecule_features: str | None = None) -> dict[str, Any]:
     """Fine-tune (or fit the forest) ``seeds`` times; per-seed test metrics and their mean ± std."""
     start = time.perf_counter()
-    label = row_label(method, pretrained)
+    label = row_label(method, pretrained, molecule_features)
+    head = {"molecule_features": molecule_features} if molecule_features and method in TRAINED_GNN else {}
     work_dir = work / label.replace(":", "-").replace("/", "_")
     if method == "rf":
         assay = load_assay(table, ["pIC50"], graphs_dir=work / "rf-graphs", progress=False)
@@ -99,7 +106,8 @@ def run_method(method: str, table: Path, work: Path, *, seeds: int, max_epochs: 
         per_seed, tests = [], []
         for seed in range(seeds):
             result = molft.finetune(table, ["pIC50"], work_dir / f"seed-{seed}", seed=seed, model=model,
-                                    pretrained=encoder, max_epochs=max_epochs, overwrite=True, progress=False)
+                                    pretrained=encoder, max_epochs=max_epochs, overwrite=True, progress=False,
+                                    **head)
             chosen = result.metrics["model"]
             tests.append(pd.read_csv(result.out / "predictions_test.csv")["pIC50_pred"].to_numpy()[:, None])
             per_seed.append({
@@ -116,7 +124,7 @@ def run_method(method: str, table: Path, work: Path, *, seeds: int, max_epochs: 
         options = {"pretrained": {"pretrained": pretrained}, "frozen": {"pretrained": pretrained, "mode": "frozen"},
                    "scratch": {"pretrained": "none"}}[method]
         result = molft.finetune(table, ["pIC50"], work_dir, seeds=seeds, max_epochs=max_epochs, model="gnn",
-                                overwrite=True, progress=False, compare_rf=False, **options)
+                                overwrite=True, progress=False, compare_rf=False, **options, **head)
         per_seed = [{"seed": s["seed"], "test": s["test"], "best_epoch": s.get("best_epoch")} for s in result.metrics["seeds"]]
         ensemble = result.metrics["test_ensemble"]
         best_epochs = [s.get("best_epoch") for s in result.metrics["seeds"]]
@@ -197,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--pretrained", default="default",
                         help="the encoder of the methods that use one: a shipped name or a directory (default: default)")
+    parser.add_argument("--molecule-features", default=None,
+                        help="molecule features the trained GNNs' heads also read, e.g. rdkit2d")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -205,11 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     table = write_builtin_assay(args.work / "assay.csv")
-    labels = [row_label(method, args.pretrained) for method in methods]
+    labels = [row_label(method, args.pretrained, args.molecule_features) for method in methods]
     rows = _earlier_rows(args.results_dir, keep_all_but=labels, seeds=args.seeds, max_epochs=args.max_epochs)
     for method in methods:
         rows.append(run_method(method, table, args.work, seeds=args.seeds, max_epochs=args.max_epochs,
-                               pretrained=args.pretrained))
+                               pretrained=args.pretrained, molecule_features=args.molecule_features))
         row = rows[-1]
         row["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         row["command"] = command_line("builtin_assay", argv)

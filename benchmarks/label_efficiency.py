@@ -68,7 +68,7 @@ from molft.data.registry import LoadedDataset, load_dataset
 from molft.data.splits import DEFAULT_BUDGETS, label_budgets
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, evaluate, higher_is_better, mean_std
-from molft.featurize.molecule import molecule_features
+from molft.featurize.molecule import HeadFeatures, molecule_features, parse_molecule_features
 from molft.finetuning.choice import choose_model
 from molft.finetuning.frozen import fit_frozen_member
 from molft.finetuning.trees import BOOSTED_SETTINGS, TREE_KINDS, feature_matrix, fit_tree_member
@@ -127,6 +127,8 @@ class Method:
         pretrained: the encoder directory (pretrained and frozen only).
         encoder: the architecture (GNN methods).
         settings: everything else that fixes its results; part of the resume key.
+        head_features: molecule features the GNN's head reads beside the pooled embedding
+            (``molft finetune --molecule-features``; fine-tuned and from-scratch GNNs only).
     """
 
     name: str
@@ -134,6 +136,7 @@ class Method:
     pretrained: Path | None = None
     encoder: EncoderConfig | None = None
     settings: str = ""
+    head_features: tuple[str, ...] = ()
 
 
 @dataclass
@@ -168,11 +171,15 @@ class BenchmarkDataset:
             self._fingerprints = morgan_fingerprints(self.base.smiles, RF_SETTINGS["radius"], RF_SETTINGS["n_bits"])
         return self._fingerprints
 
-    def molecule_arrays(self) -> dict[str, np.ndarray]:
-        """The fingerprint members' features of every molecule (computed once, two processes)."""
+    def molecule_arrays(self, extra: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """The fingerprint members' features (and ``extra`` specs) of every molecule (each computed
+        once, two processes)."""
         if self._molecule_arrays is None:
-            specs = sorted({spec for kind in TREE_KINDS.values() for spec in kind.features})
-            self._molecule_arrays = molecule_features(self.base.smiles, specs, workers=2).arrays
+            self._molecule_arrays = {}
+        wanted = {spec for kind in TREE_KINDS.values() for spec in kind.features} | set(extra)
+        missing = sorted(wanted - set(self._molecule_arrays))
+        if missing:
+            self._molecule_arrays.update(molecule_features(self.base.smiles, missing, workers=2).arrays)
         return self._molecule_arrays
 
     def subsets(self, seed: int) -> dict[int, np.ndarray]:
@@ -258,13 +265,16 @@ def resolve_methods(
     pretrained: Sequence[str],
     max_epochs: int | None = None,
     scratch_encoder: EncoderConfig | None = None,
+    head_features: Sequence[str] = (),
 ) -> tuple[list[Method], dict[str, str]]:
     """Turn ``--methods`` and ``--pretrained`` into methods; say why any are skipped.
 
     ``--pretrained default`` that is not installed yet skips ``pretrained`` and ``frozen`` with a
     message; any other pretrained path that is not an encoder directory is an error. ``scratch``
     uses the first encoder's architecture (so it does not depend on which other methods run), or
-    ``scratch_encoder`` (default: molft's 5 x 300 GIN) when there is none.
+    ``scratch_encoder`` (default: molft's 5 x 300 GIN) when there is none. With ``head_features``
+    every trained GNN (all GNN kinds but ``frozen``) reads those molecule features in its head, and
+    its name ends in ``+<spec>+...``.
 
     Returns:
         the methods, and skipped method kind -> reason.
@@ -272,6 +282,11 @@ def resolve_methods(
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise InputError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(KINDS)}")
+    head_features = tuple(head_features)
+    if head_features:
+        parse_molecule_features(list(head_features))  # an unknown feature fails before any work
+    head_suffix = "".join(f"+{spec}" for spec in head_features)
+    head_setting = f";head={','.join(head_features)}" if head_features else ""
     skipped: dict[str, str] = {}
     encoders: list[tuple[Path, EncoderConfig, str]] = []
     if {"pretrained", "frozen", "scratch", "auto", "auto-scratch"} & set(kinds):  # scratch copies the first encoder's
@@ -305,12 +320,17 @@ def resolve_methods(
             for (directory, config, digest), name in zip(encoders, names):
                 settings = f"encoder={digest}" + (f";{epochs}" if kind != "frozen" else f";{FROZEN_SETTINGS}")
                 settings += f";{ENSEMBLE_SETTINGS}" if kind == "auto" else ""
-                methods.append(Method(f"{kind}:{name}", kind, directory, config, settings))
+                if kind == "frozen":
+                    methods.append(Method(f"{kind}:{name}", kind, directory, config, settings))
+                else:
+                    methods.append(Method(f"{kind}:{name}{head_suffix}", kind, directory, config,
+                                          settings + head_setting, head_features))
         elif kind in ("scratch", "auto-scratch"):
             architecture = encoders[0][1] if encoders else (scratch_encoder or EncoderConfig())
             arch = f"{architecture.num_layers}x{architecture.hidden_dim}-{architecture.vocabulary}-jk={architecture.jk}"
             settings = f"arch={arch};{epochs}" + (f";{ENSEMBLE_SETTINGS}" if kind == "auto-scratch" else "")
-            methods.append(Method(kind, kind, None, architecture, settings))
+            methods.append(Method(f"{kind}{head_suffix}", kind, None, architecture, settings + head_setting,
+                                  head_features))
         elif kind == "boosted":
             methods.append(Method("boosted", kind, settings=f"lightgbm={_settings_digest()}"))
         elif kind == "rf":
@@ -407,6 +427,13 @@ def gnn_scores(data: BenchmarkDataset, method: Method, train: np.ndarray, *, see
     ``data.split(train)``), and facts about the run."""
     vocabulary = method.encoder.vocabulary if method.encoder is not None else "ogb"
     loaded = data.by_vocabulary[vocabulary]
+    head_width = 0
+    if method.head_features and method.kind != "frozen":
+        # scaled on the training labels' molecules only, as molft finetune does
+        arrays = data.molecule_arrays(method.head_features)
+        head = HeadFeatures.fit(arrays, method.head_features, train)
+        loaded = replace(loaded, dataset=loaded.dataset.with_molecule_features(head.transform(arrays)))
+        head_width = len(head)
     dataset, split = _local(loaded, data.split(train))
     task_type = loaded.task_type
     y = dataset.y.numpy()
@@ -424,7 +451,7 @@ def gnn_scores(data: BenchmarkDataset, method: Method, train: np.ndarray, *, see
         if max_epochs is not None:
             recipe = replace(recipe, max_epochs=max_epochs)
         model = new_member(method.pretrained, seed=seed, num_tasks=len(loaded.task_names), vocabulary=vocabulary,
-                           recipe=recipe, architecture=method.encoder)
+                           recipe=recipe, architecture=method.encoder, molecule_features=head_width)
         model, member = train_member(model, dataset, split, task_type=task_type, recipe=recipe, seed=seed,
                                      scaler=scaler, device=device)
         info.update(best_epoch=member["best_epoch"], epochs_run=member["epochs_run"], model_seed=seed,
@@ -864,6 +891,7 @@ def run_benchmark(
     results_dir: str | Path = RESULTS,
     split: str = "scaffold",
     scratch_encoder: EncoderConfig | None = None,
+    head_features: Sequence[str] = (),
     rf_jobs: int = 1,
     progress: bool = True,
     command: str | None = None,
@@ -884,6 +912,7 @@ def run_benchmark(
         results_dir: where the runs file, JSON, Markdown and PNGs go.
         split: ``scaffold`` or ``random``.
         scratch_encoder: the from-scratch architecture when no pretrained encoder is given.
+        head_features: molecule features every trained GNN's head reads (``--molecule-features``).
         rf_jobs: processes per random forest (speed only).
         progress: show a progress bar.
         command: the command line to record.
@@ -905,7 +934,7 @@ def run_benchmark(
     device_ = resolve_device(device)
     command = command or command_line(NAME, None)
     chosen, skipped = resolve_methods(list(dict.fromkeys(methods)), pretrained=pretrained, max_epochs=max_epochs,
-                                      scratch_encoder=scratch_encoder)
+                                      scratch_encoder=scratch_encoder, head_features=head_features)
     method_names = [m.name for m in chosen]
     vocabularies = [m.encoder.vocabulary for m in chosen if m.encoder is not None] or ["ogb"]
     prepared = [prepare_dataset(name, budgets=budgets, vocabularies=vocabularies, data_dir=data_dir, split=split)
@@ -952,6 +981,7 @@ def run_benchmark(
         "settings": {"datasets": [d.name for d in prepared], "budgets": sorted(int(b) for b in budgets),
                      "seeds": list(range(seeds)), "methods": list(methods), "pretrained": list(pretrained),
                      "max_epochs": max_epochs, "device": str(device_), "split": split, "rf": RF_SETTINGS,
+                     "head_features": list(head_features),
                      "reference_budgets": list(REFERENCE_BUDGETS)},
         "methods": method_names,
         "method_settings": {m.name: m.settings for m in chosen},
@@ -1043,6 +1073,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", default="scaffold", choices=["scaffold", "random"])
     parser.add_argument("--num-layers", type=int, default=5, help="from-scratch GIN depth when no pretrained encoder")
     parser.add_argument("--hidden-dim", type=int, default=300, help="from-scratch GIN width when no pretrained encoder")
+    parser.add_argument("--head-features", type=comma_list, default=[],
+                        help="molecule features the trained GNNs' heads also read, e.g. rdkit2d (as molft finetune "
+                             "--molecule-features); methods get a '+rdkit2d' suffix")
     parser.add_argument("--rf-jobs", type=int, default=1, help="processes per random forest (speed only, same results)")
     add_harness_arguments(parser, results_dir=RESULTS)
     args = parser.parse_args(argv)
@@ -1052,7 +1085,7 @@ def main(argv: list[str] | None = None) -> None:
             args.datasets, budgets=args.budgets, seeds=args.seeds, methods=args.methods, pretrained=args.pretrained,
             max_epochs=args.max_epochs, device=args.device, data_dir=args.data_dir, results_dir=args.results_dir,
             split=args.split, scratch_encoder=EncoderConfig(num_layers=args.num_layers, hidden_dim=args.hidden_dim),
-            rf_jobs=args.rf_jobs, progress=not args.no_progress, command=command_line(NAME, argv),
+            head_features=args.head_features, rf_jobs=args.rf_jobs, progress=not args.no_progress, command=command_line(NAME, argv),
             report_only=args.report_only, stop_after_s=args.stop_after_s,
         )
     print_tables(result)

@@ -15,6 +15,14 @@ def test_another_encoder_gets_rows_of_its_own_and_methods_without_one_keep_their
     assert base_method("pretrained:attrmask-descfp-500k") == "pretrained" and base_method("rf") == "rf"
 
 
+def test_molecule_features_in_the_gnn_head_label_only_the_methods_that_train_a_gnn():
+    assert row_label("pretrained", "default", "rdkit2d") == "pretrained+rdkit2d"
+    assert row_label("auto", "attrmask", "rdkit2d,morgan_count") == "auto:attrmask+rdkit2d+morgan_count"
+    assert [row_label(m, "default", "rdkit2d") for m in ("frozen", "rf", "boosted", "auto-scratch")] == [
+        "frozen", "rf", "boosted", "auto-scratch+rdkit2d"]
+    assert base_method("auto:attrmask+rdkit2d") == "auto" and base_method("auto-scratch+rdkit2d") == "auto-scratch"
+
+
 def _row(method: str, rmse: float, **extra) -> dict:
     stats = {m: {"mean": rmse, "std": 0.01} for m in ("rmse", "mae", "r2")}
     return {"method": method, "seeds": [], "test": stats, "test_ensemble": {m: rmse for m in stats},

@@ -139,6 +139,26 @@ def test_ensemble_methods_run_molfts_default_model_and_record_its_members(tmp_pa
     assert "intervals" in runs[("Lipophilicity", "auto")] and "calibration" in runs[("BBBP", "auto")]
 
 
+def test_head_features_feed_the_gnn_heads_and_name_the_methods(tmp_path: Path, tiny_data_dir: Path,
+                                                               encoder_dir: Path) -> None:
+    methods, _ = resolve_methods(["pretrained", "frozen", "scratch"], pretrained=[str(encoder_dir)],
+                                 head_features=["rdkit2d"])
+    assert [m.name for m in methods] == ["pretrained:tiny-random+rdkit2d", "frozen:tiny-random", "scratch+rdkit2d"]
+    assert [m.head_features for m in methods] == [("rdkit2d",), (), ("rdkit2d",)]
+    with pytest.raises(Exception, match="nonsense"):
+        resolve_methods(["scratch"], pretrained=["none"], head_features=["nonsense"])
+
+    common = dict(budgets=[60], seeds=1, pretrained=[str(encoder_dir)], max_epochs=2, device="cpu",
+                  data_dir=tiny_data_dir, progress=False)
+    plain = run_benchmark(["bbbp"], methods=["pretrained"], results_dir=tmp_path / "plain", **common)
+    read = run_benchmark(["bbbp"], methods=["pretrained"], head_features=["rdkit2d"], results_dir=tmp_path / "head",
+                         **common)
+    (before,), (after,) = plain["runs"], read["runs"]
+    assert after["method"] == "pretrained:tiny-random+rdkit2d" and after["settings"].endswith(";head=rdkit2d")
+    assert after["train_rows_sha256"] == before["train_rows_sha256"]  # the same labels, other inputs
+    assert after["test"] != before["test"]
+
+
 def test_labels_to_match_interpolates_on_log_labels() -> None:
     curve = [(100, 0.70), (1000, 0.80), (10000, 0.85)]
     labels, status = labels_to_match(curve, 0.75, higher_better=True)
