@@ -93,6 +93,7 @@ from benchmarks.harness import (
     input_errors_exit,
     markdown_table,
     mean_std_text,
+    read_runs,
     run_cells,
     start,
     text_table,
@@ -129,6 +130,9 @@ class Method:
         settings: everything else that fixes its results; part of the resume key.
         head_features: molecule features the GNN's head reads beside the pooled embedding
             (``molft finetune --molecule-features``; fine-tuned and from-scratch GNNs only).
+        auxiliary: a molecule feature the trained GNN also regresses from its pooled embedding
+            while fine-tuning, scaled on the training molecules, and the loss's weight
+            (``Recipe.auxiliary_weight``), e.g. ``("rdkit2d", 1.0)``; None: no auxiliary loss.
     """
 
     name: str
@@ -137,6 +141,7 @@ class Method:
     encoder: EncoderConfig | None = None
     settings: str = ""
     head_features: tuple[str, ...] = ()
+    auxiliary: tuple[str, float] | None = None
 
 
 @dataclass
@@ -266,6 +271,8 @@ def resolve_methods(
     max_epochs: int | None = None,
     scratch_encoder: EncoderConfig | None = None,
     head_features: Sequence[str] = (),
+    auxiliary: tuple[str, float] | None = None,
+    recorded: Sequence[dict[str, Any]] = (),
 ) -> tuple[list[Method], dict[str, str]]:
     """Turn ``--methods`` and ``--pretrained`` into methods; say why any are skipped.
 
@@ -274,7 +281,13 @@ def resolve_methods(
     uses the first encoder's architecture (so it does not depend on which other methods run), or
     ``scratch_encoder`` (default: molft's 5 x 300 GIN) when there is none. With ``head_features``
     every trained GNN (all GNN kinds but ``frozen``) reads those molecule features in its head, and
-    its name ends in ``+<spec>+...``.
+    its name ends in ``+<spec>+...``; with ``auxiliary`` (feature, weight) every trained GNN also
+    regresses that feature while training, and its name ends in ``+aux-<feature>`` (``-<weight>``
+    unless the weight is 1).
+
+    ``recorded`` runs (a report of runs made earlier) stand in for an encoder directory that is
+    gone: its methods are taken from the runs made with it (their names and settings, the latest
+    settings of each), so a report can be rebuilt where a throwaway encoder no longer exists.
 
     Returns:
         the methods, and skipped method kind -> reason.
@@ -287,8 +300,15 @@ def resolve_methods(
         parse_molecule_features(list(head_features))  # an unknown feature fails before any work
     head_suffix = "".join(f"+{spec}" for spec in head_features)
     head_setting = f";head={','.join(head_features)}" if head_features else ""
+    if auxiliary is not None:
+        parse_molecule_features([auxiliary[0]])
+        if not auxiliary[1] > 0:
+            raise InputError(f"the auxiliary loss's weight must be > 0, got {auxiliary[1]}")
+        head_suffix += f"+aux-{auxiliary[0]}" + ("" if auxiliary[1] == 1 else f"-{auxiliary[1]:g}")
+        head_setting += f";auxiliary={auxiliary[0]}:{auxiliary[1]:g}"
     skipped: dict[str, str] = {}
     encoders: list[tuple[Path, EncoderConfig, str]] = []
+    gone: list[str] = []  # encoder directories that exist only in the recorded runs
     if {"pretrained", "frozen", "scratch", "auto", "auto-scratch"} & set(kinds):  # scratch copies the first encoder's
         directories = []
         missing_default = None
@@ -297,6 +317,9 @@ def resolve_methods(
                 directories.append(resolve_pretrained(spec))
             except InputError as error:
                 if spec != "default":
+                    if _recorded_methods(spec, kinds, recorded):
+                        gone.append(spec)  # reported from its runs below
+                        continue
                     raise
                 missing_default = f"no pretrained encoder: {error}"
         directories = [d for d in directories if d is not None]
@@ -324,13 +347,15 @@ def resolve_methods(
                     methods.append(Method(f"{kind}:{name}", kind, directory, config, settings))
                 else:
                     methods.append(Method(f"{kind}:{name}{head_suffix}", kind, directory, config,
-                                          settings + head_setting, head_features))
+                                          settings + head_setting, head_features, auxiliary))
+            for spec in gone:
+                methods.extend(_recorded_methods(spec, [kind], recorded))
         elif kind in ("scratch", "auto-scratch"):
             architecture = encoders[0][1] if encoders else (scratch_encoder or EncoderConfig())
             arch = f"{architecture.num_layers}x{architecture.hidden_dim}-{architecture.vocabulary}-jk={architecture.jk}"
             settings = f"arch={arch};{epochs}" + (f";{ENSEMBLE_SETTINGS}" if kind == "auto-scratch" else "")
             methods.append(Method(f"{kind}{head_suffix}", kind, None, architecture, settings + head_setting,
-                                  head_features))
+                                  head_features, auxiliary))
         elif kind == "boosted":
             methods.append(Method("boosted", kind, settings=f"lightgbm={_settings_digest()}"))
         elif kind == "rf":
@@ -343,6 +368,18 @@ def resolve_methods(
                 methods.append(Method("chemprop", kind, settings=f"epochs={max_epochs or CHEMPROP_EPOCHS},"
                                                                   f"patience={CHEMPROP_PATIENCE},tracking=validation metric"))
     return methods, skipped
+
+
+def _recorded_methods(spec: str, kinds: Sequence[str], recorded: Sequence[dict[str, Any]]) -> list[Method]:
+    """The methods of ``kinds`` that the ``recorded`` runs made with encoder directory ``spec``
+    (matched by its absolute path), each with the settings of its latest run."""
+    path = str(Path(spec).resolve())
+    latest: dict[str, dict[str, Any]] = {}
+    for record in recorded:
+        if record.get("pretrained") == path and record.get("kind") in kinds:
+            if record["method"] not in latest or record["finished_at"] >= latest[record["method"]]["finished_at"]:
+                latest[record["method"]] = record
+    return [Method(name, record["kind"], Path(path), None, record["settings"]) for name, record in latest.items()]
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,6 +471,11 @@ def gnn_scores(data: BenchmarkDataset, method: Method, train: np.ndarray, *, see
         head = HeadFeatures.fit(arrays, method.head_features, train)
         loaded = replace(loaded, dataset=loaded.dataset.with_molecule_features(head.transform(arrays)))
         head_width = len(head)
+    if method.auxiliary is not None and method.kind != "frozen":
+        spec = method.auxiliary[0]
+        arrays = data.molecule_arrays([spec])
+        targets = HeadFeatures.fit(arrays, [spec], train).transform(arrays)  # scaled on the training molecules
+        loaded = replace(loaded, dataset=loaded.dataset.with_auxiliary_targets(targets))
     dataset, split = _local(loaded, data.split(train))
     task_type = loaded.task_type
     y = dataset.y.numpy()
@@ -450,6 +492,8 @@ def gnn_scores(data: BenchmarkDataset, method: Method, train: np.ndarray, *, see
         recipe = protocol or choose_recipe(len(train), pretrained=method.pretrained is not None)
         if max_epochs is not None:
             recipe = replace(recipe, max_epochs=max_epochs)
+        if method.auxiliary is not None:
+            recipe = replace(recipe, auxiliary_weight=method.auxiliary[1])
         model = new_member(method.pretrained, seed=seed, num_tasks=len(loaded.task_names), vocabulary=vocabulary,
                            recipe=recipe, architecture=method.encoder, molecule_features=head_width)
         model, member = train_member(model, dataset, split, task_type=task_type, recipe=recipe, seed=seed,
@@ -892,6 +936,7 @@ def run_benchmark(
     split: str = "scaffold",
     scratch_encoder: EncoderConfig | None = None,
     head_features: Sequence[str] = (),
+    auxiliary: tuple[str, float] | None = None,
     rf_jobs: int = 1,
     progress: bool = True,
     command: str | None = None,
@@ -913,6 +958,8 @@ def run_benchmark(
         split: ``scaffold`` or ``random``.
         scratch_encoder: the from-scratch architecture when no pretrained encoder is given.
         head_features: molecule features every trained GNN's head reads (``--molecule-features``).
+        auxiliary: (feature, weight): every trained GNN also regresses that molecule feature while
+            training (``--auxiliary rdkit2d:1``, ``Recipe.auxiliary_weight``).
         rf_jobs: processes per random forest (speed only).
         progress: show a progress bar.
         command: the command line to record.
@@ -934,7 +981,8 @@ def run_benchmark(
     device_ = resolve_device(device)
     command = command or command_line(NAME, None)
     chosen, skipped = resolve_methods(list(dict.fromkeys(methods)), pretrained=pretrained, max_epochs=max_epochs,
-                                      scratch_encoder=scratch_encoder, head_features=head_features)
+                                      scratch_encoder=scratch_encoder, head_features=head_features,
+                                      auxiliary=auxiliary, recorded=read_runs(runs_file) if report_only else ())
     method_names = [m.name for m in chosen]
     vocabularies = [m.encoder.vocabulary for m in chosen if m.encoder is not None] or ["ogb"]
     prepared = [prepare_dataset(name, budgets=budgets, vocabularies=vocabularies, data_dir=data_dir, split=split)
@@ -982,6 +1030,7 @@ def run_benchmark(
                      "seeds": list(range(seeds)), "methods": list(methods), "pretrained": list(pretrained),
                      "max_epochs": max_epochs, "device": str(device_), "split": split, "rf": RF_SETTINGS,
                      "head_features": list(head_features),
+                     "auxiliary": list(auxiliary) if auxiliary else None,
                      "reference_budgets": list(REFERENCE_BUDGETS)},
         "methods": method_names,
         "method_settings": {m.name: m.settings for m in chosen},
@@ -1076,6 +1125,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--head-features", type=comma_list, default=[],
                         help="molecule features the trained GNNs' heads also read, e.g. rdkit2d (as molft finetune "
                              "--molecule-features); methods get a '+rdkit2d' suffix")
+    parser.add_argument("--auxiliary", type=_feature_weight, default=None, metavar="FEATURE[:WEIGHT]",
+                        help="the trained GNNs also regress this molecule feature from the pooled embedding while "
+                             "training, at this loss weight (default 1), e.g. rdkit2d:1; methods get '+aux-rdkit2d'")
     parser.add_argument("--rf-jobs", type=int, default=1, help="processes per random forest (speed only, same results)")
     add_harness_arguments(parser, results_dir=RESULTS)
     args = parser.parse_args(argv)
@@ -1085,10 +1137,19 @@ def main(argv: list[str] | None = None) -> None:
             args.datasets, budgets=args.budgets, seeds=args.seeds, methods=args.methods, pretrained=args.pretrained,
             max_epochs=args.max_epochs, device=args.device, data_dir=args.data_dir, results_dir=args.results_dir,
             split=args.split, scratch_encoder=EncoderConfig(num_layers=args.num_layers, hidden_dim=args.hidden_dim),
-            head_features=args.head_features, rf_jobs=args.rf_jobs, progress=not args.no_progress, command=command_line(NAME, argv),
+            head_features=args.head_features, auxiliary=args.auxiliary, rf_jobs=args.rf_jobs, progress=not args.no_progress, command=command_line(NAME, argv),
             report_only=args.report_only, stop_after_s=args.stop_after_s,
         )
     print_tables(result)
+
+
+def _feature_weight(text: str) -> tuple[str, float]:
+    """``"rdkit2d:0.5"`` -> ``("rdkit2d", 0.5)``; the weight defaults to 1."""
+    feature, _, weight = text.partition(":")
+    try:
+        return feature.strip(), float(weight) if weight else 1.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FEATURE[:WEIGHT], e.g. rdkit2d:0.5, got {text!r}") from None
 
 
 if __name__ == "__main__":

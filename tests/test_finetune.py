@@ -279,3 +279,32 @@ def test_a_gnn_head_can_read_molecule_features_and_predict_reproduces_it(tmp_pat
     assert np.allclose(scored.to_numpy(), reported["pIC50_pred"].to_numpy(), atol=1e-5)
     with pytest.raises(InputError, match="unknown molecule feature 'ecfp'"):
         finetune(small_assay, ["pIC50"], tmp_path / "bad", molecule_features="ecfp", progress=False)
+
+
+def test_an_auxiliary_loss_regresses_descriptors_beside_the_labels_and_leaves_the_model_unchanged_in_shape(
+        small_assay, tiny_pretrained, tmp_path):
+    from molft.data.features import table_features
+    from molft.featurize.molecule import HeadFeatures
+
+    assay = load_assay(small_assay, ["active"], graphs_dir=tmp_path / "graphs", progress=False)
+    split = split_assay(assay)
+    arrays = {"rdkit2d": table_features(tmp_path / "graphs", "rdkit2d", progress=False)}
+    targets = HeadFeatures.fit(arrays, ["rdkit2d"], split["train"]).transform(arrays)
+    recipe = Recipe("test", encoder_lr=1e-3, head_lr=1e-3, max_epochs=3, patience=3, auxiliary_weight=1.0)
+    with pytest.raises(InputError, match="no auxiliary targets"):
+        train_member(new_member(tiny_pretrained, seed=0, num_tasks=1, vocabulary="ogb", recipe=recipe),
+                     assay.dataset, split, task_type=assay.task_type, recipe=recipe, seed=0)
+
+    def trained(weight: float, log: list[dict] | None = None):
+        chosen = replace(recipe, auxiliary_weight=weight)
+        model = new_member(tiny_pretrained, seed=0, num_tasks=1, vocabulary="ogb", recipe=chosen)
+        return train_member(model, assay.dataset.with_auxiliary_targets(targets), split, task_type=assay.task_type,
+                            recipe=chosen, seed=0, log=log)[0]
+
+    log: list[dict] = []
+    with_auxiliary, without = trained(1.0, log), trained(0.0)
+    assert log[-1]["train_auxiliary_loss"] < log[0]["train_auxiliary_loss"]  # the descriptors are being learned
+    assert set(with_auxiliary.state_dict()) == set(without.state_dict())  # the second head is not part of the model
+    weights = with_auxiliary.encoder.state_dict()
+    assert any(not torch.equal(weights[k], without.encoder.state_dict()[k]) for k in weights)
+    assert all(torch.equal(a, b) for a, b in zip(trained(1.0).state_dict().values(), with_auxiliary.state_dict().values()))

@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import sys
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import pytest
 from benchmarks.baselines import chemprop_unavailable, fit_random_forest, morgan_fingerprints, run_chemprop
 from benchmarks.harness import add_runs, read_runs
 from benchmarks.label_efficiency import (
+    _feature_weight,
     effective_budgets,
     headline,
     labels_to_match,
@@ -26,6 +28,7 @@ from benchmarks.label_efficiency import (
     run_benchmark,
 )
 from molft.checkpoints import save_encoder
+from molft.errors import InputError
 from molft.data.registry import load_dataset
 from molft.data.splits import label_budgets
 from molft.models.encoder import EncoderConfig, GINEncoder
@@ -247,3 +250,39 @@ def test_random_forest_predicts_every_task_on_its_labelled_rows(assay) -> None:
     result = fit_random_forest(features, y, split, task_type="classification", seed=0, n_estimators=20)
     assert result.test.shape == (10, 2) and result.info["constant_tasks"] == [1]
     assert np.all(result.test[:, 1] == 1.0)
+
+
+def test_an_auxiliary_loss_names_the_trained_gnns_and_changes_their_training(tmp_path: Path, tiny_data_dir: Path,
+                                                                             encoder_dir: Path) -> None:
+    methods, _ = resolve_methods(["pretrained", "frozen", "scratch"], pretrained=[str(encoder_dir)],
+                                 auxiliary=("rdkit2d", 0.5))
+    assert [m.name for m in methods] == ["pretrained:tiny-random+aux-rdkit2d-0.5", "frozen:tiny-random",
+                                         "scratch+aux-rdkit2d-0.5"]
+    assert methods[0].settings.endswith(";auxiliary=rdkit2d:0.5") and methods[1].auxiliary is None
+    assert _feature_weight("rdkit2d") == ("rdkit2d", 1.0)
+    with pytest.raises(Exception, match="weight must be > 0"):
+        resolve_methods(["scratch"], pretrained=["none"], auxiliary=("rdkit2d", 0.0))
+
+    # 150 labels: the recipe trains the encoder (under 100 it is frozen, and the auxiliary loss could not reach it)
+    common = dict(budgets=[150], seeds=1, pretrained=[str(encoder_dir)], max_epochs=2, device="cpu",
+                  data_dir=tiny_data_dir, progress=False, methods=["pretrained"])
+    plain = run_benchmark(["lipophilicity"], results_dir=tmp_path / "plain", **common)  # RMSE: sees small changes
+    auxiliary = run_benchmark(["lipophilicity"], auxiliary=("rdkit2d", 1.0), results_dir=tmp_path / "aux", **common)
+    (before,), (after,) = plain["runs"], auxiliary["runs"]
+    assert after["method"] == "pretrained:tiny-random+aux-rdkit2d"
+    assert after["train_rows_sha256"] == before["train_rows_sha256"] and after["test"] != before["test"]
+
+
+def test_a_report_keeps_the_runs_of_an_encoder_directory_that_is_gone(tmp_path: Path, tiny_data_dir: Path,
+                                                                       encoder_dir: Path) -> None:
+    throwaway = tmp_path / "throwaway"
+    shutil.copytree(encoder_dir, throwaway)
+    options = dict(budgets=[60], seeds=1, methods=["pretrained", "rf"], max_epochs=1, device="cpu",
+                   data_dir=tiny_data_dir, progress=False, results_dir=tmp_path / "results")
+    made = run_benchmark(["bbbp"], pretrained=[str(encoder_dir), str(throwaway)], **options)
+    shutil.rmtree(throwaway)
+    with pytest.raises(InputError, match="not a pretrained encoder directory"):
+        resolve_methods(["pretrained"], pretrained=[str(throwaway)])
+    report = run_benchmark(["bbbp"], pretrained=[str(encoder_dir), str(throwaway)], report_only=True, **options)
+    assert report["methods"] == made["methods"] == ["pretrained:tiny-random", "pretrained:throwaway", "rf"]
+    assert report["runs"] == made["runs"] and report["runs_missing"] == 0

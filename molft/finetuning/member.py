@@ -153,10 +153,13 @@ def train_member(
                               generator=generator, drop_last=len(split["train"]) > recipe.batch_size)
     valid_loader = DataLoader(dataset.subset(split["valid"]), batch_size=256)
 
+    auxiliary_head = _auxiliary_head(model, dataset, recipe)
     model.to(device)
     if recipe.freeze_encoder:
         model.encoder.requires_grad_(False)
-    optimizer = torch.optim.AdamW(parameter_groups(model.encoder, model.readout, recipe))
+    trained_after_encoder = model.readout if auxiliary_head is None else torch.nn.ModuleList([model.readout,
+                                                                                             auxiliary_head.to(device)])
+    optimizer = torch.optim.AdamW(parameter_groups(model.encoder, trained_after_encoder, recipe))
     total = recipe.max_epochs * max(1, len(train_loader))
     scheduler = lr_scheduler(optimizer, schedule=recipe.schedule, total_steps=total,
                              warmup_steps=int(recipe.warmup_fraction * total))
@@ -171,6 +174,8 @@ def train_member(
         if saved.get("seed") != seed:
             raise InputError(f"{checkpoint}: holds seed {saved.get('seed')}, not {seed}; delete it to start over")
         model.load_state_dict(saved["model"])
+        if auxiliary_head is not None:
+            auxiliary_head.load_state_dict(saved["auxiliary_head"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         generator.set_state(saved["generator"])
@@ -179,7 +184,12 @@ def train_member(
         log.extend(state["log"])
 
     def loss_of(batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        return masked_loss(model(batch), batch.y, task_type, pos_weight, recipe.focal_gamma), {}
+        if auxiliary_head is None:
+            return masked_loss(model(batch), batch.y, task_type, pos_weight, recipe.focal_gamma), {}
+        embedding = model.embed(batch)
+        task = masked_loss(model.predict_from(embedding, batch), batch.y, task_type, pos_weight, recipe.focal_gamma)
+        auxiliary = F.mse_loss(auxiliary_head(embedding), batch.auxiliary_y)
+        return task + recipe.auxiliary_weight * auxiliary, {"task_loss": float(task.detach()), "auxiliary_loss": float(auxiliary.detach())}
 
     stopped = state["stale"] >= recipe.patience
     blocks = _encoder_blocks(model.encoder)
@@ -189,12 +199,14 @@ def train_member(
             model.encoder.eval()  # frozen batch-norm statistics stay those of pretraining
         elif recipe.gradual_unfreezing:
             _train_top_blocks(blocks, unfrozen_blocks(epoch, len(blocks), gradual=True))
-        loss = run_epoch(
+        means = run_epoch(
             loss_of, train_loader, optimizer, scheduler=scheduler, max_grad_norm=recipe.max_grad_norm,
             device=device, progress=progress, description=f"seed {seed} epoch {epoch + 1}",
-        ).means().get("loss", 0.0)
+        ).means()
         value = evaluate(y[split["valid"]], predict_scores(model, valid_loader, task_type, scaler, device), task_type)[metric]
-        record = {"seed": seed, "epoch": epoch + 1, "train_loss": loss, f"valid_{metric}": value}
+        record = {"seed": seed, "epoch": epoch + 1, "train_loss": means.get("loss", 0.0), f"valid_{metric}": value}
+        if auxiliary_head is not None:
+            record["train_auxiliary_loss"] = means.get("auxiliary_loss", math.nan)
         log.append(record)
         state["log"].append(record)
         state["epoch"] = epoch + 1
@@ -205,6 +217,7 @@ def train_member(
         if checkpoint is not None:
             save_training_state(checkpoint, {
                 "seed": seed, **state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                **({"auxiliary_head": auxiliary_head.state_dict()} if auxiliary_head is not None else {}),
                 "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "rng": rng_state(),
             })
         if state["stale"] >= recipe.patience:
@@ -214,6 +227,24 @@ def train_member(
     model.eval()
     return model, {"best_epoch": state["best_epoch"], f"valid_{metric}": state["best_value"], "epochs_run": state["epoch"],
                    "selected": recipe.select}
+
+
+def _auxiliary_head(model: PropertyModel, dataset: GraphDataset, recipe: Recipe) -> torch.nn.Module | None:
+    """The second head of ``recipe.auxiliary_weight`` (pooled embedding -> hidden -> the dataset's
+    auxiliary targets, as the pretraining heads), or None without an auxiliary loss, or with a
+    frozen encoder (the loss could not reach it).
+
+    Raises:
+        InputError: an auxiliary weight but no auxiliary targets in the dataset.
+    """
+    if recipe.auxiliary_weight == 0 or recipe.freeze_encoder:
+        return None
+    if dataset.auxiliary_y is None:
+        raise InputError("the recipe has an auxiliary loss (auxiliary_weight > 0) but the dataset holds no auxiliary "
+                         "targets (auxiliary_y)")
+    width = model.encoder.out_dim
+    return torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU(),
+                               torch.nn.Linear(width, dataset.auxiliary_y.shape[1]))
 
 
 def _encoder_blocks(encoder: GINEncoder) -> list[list[torch.nn.Module]]:

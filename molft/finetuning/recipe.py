@@ -47,6 +47,11 @@ class Recipe:
         gradual_unfreezing: train the head alone first, then unfreeze one more encoder block
             (top layer first, the atom embedding last) each epoch (ULMFiT).
         max_grad_norm: clip the gradients' global norm to this (None: no clipping).
+        auxiliary_weight: weight of an auxiliary loss: the training molecules' label-free targets
+            (``dataset.auxiliary_y``, e.g. the scaled RDKit descriptors the encoder was pretrained
+            to regress) regressed from the pooled embedding by a second head that is dropped
+            after training, so fine-tuning keeps what pretraining taught (0: none). Measured
+            in ``benchmarks.label_efficiency --auxiliary`` (README), not part of ``molft finetune``.
     """
 
     name: str
@@ -65,6 +70,7 @@ class Recipe:
     focal_gamma: float = 0.0
     gradual_unfreezing: bool = False
     max_grad_norm: float | None = 5.0
+    auxiliary_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -75,6 +81,8 @@ class Recipe:
             raise InputError(f"focal_gamma must be >= 0, got {self.focal_gamma!r}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise InputError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
+        if not self.auxiliary_weight >= 0:
+            raise InputError(f"auxiliary_weight must be >= 0, got {self.auxiliary_weight!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

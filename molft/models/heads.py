@@ -184,7 +184,14 @@ class PropertyModel(nn.Module):
         Returns:
             [num_graphs, num_tasks]
         """
-        embedding = self.embed(data)
+        return self.predict_from(self.embed(data), data)
+
+    def predict_from(self, embedding: Tensor, data: Data) -> Tensor:
+        """The head's outputs for pooled ``embedding`` (:meth:`embed`) and the molecule features in ``data``.
+
+        ``model(data)`` is ``model.predict_from(model.embed(data), data)``; a training loop that
+        also uses the embedding (an auxiliary loss) calls the two itself and runs the encoder once.
+        """
         if self.head_config.molecule_features:
             features = getattr(data, "molecule_x", None)
             if features is None or features.shape[-1] != self.head_config.molecule_features:
