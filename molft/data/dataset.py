@@ -21,7 +21,8 @@ class GraphDataset(Dataset):
         molecule_x: optional [num_graphs, num_features] float molecule-level features (scaled),
             read by a :class:`~molft.models.PropertyModel` whose head takes them.
         auxiliary_y: optional [num_graphs, num_targets] float label-free targets (e.g. scaled
-            descriptors) that fine-tuning also regresses (:class:`~molft.finetuning.member.AuxiliaryTargets`).
+            descriptors) that fine-tuning also regresses
+            (:attr:`~molft.finetuning.recipe.Recipe.auxiliary_weight`).
 
     Each item is a ``Data`` with ``x``, ``edge_index``, ``edge_attr`` (int64), ``y: [1, num_tasks]``
     when labels are given, ``id`` when ids are given, ``molecule_x: [1, num_features]`` when

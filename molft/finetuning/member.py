@@ -157,9 +157,8 @@ def train_member(
     model.to(device)
     if recipe.freeze_encoder:
         model.encoder.requires_grad_(False)
-    trained_after_encoder = model.readout if auxiliary_head is None else torch.nn.ModuleList([model.readout,
-                                                                                             auxiliary_head.to(device)])
-    optimizer = torch.optim.AdamW(parameter_groups(model.encoder, trained_after_encoder, recipe))
+    after_encoder = model.readout if auxiliary_head is None else torch.nn.ModuleList([model.readout, auxiliary_head])
+    optimizer = torch.optim.AdamW(parameter_groups(model.encoder, after_encoder.to(device), recipe))
     total = recipe.max_epochs * max(1, len(train_loader))
     scheduler = lr_scheduler(optimizer, schedule=recipe.schedule, total_steps=total,
                              warmup_steps=int(recipe.warmup_fraction * total))
@@ -189,7 +188,8 @@ def train_member(
         embedding = model.embed(batch)
         task = masked_loss(model.predict_from(embedding, batch), batch.y, task_type, pos_weight, recipe.focal_gamma)
         auxiliary = F.mse_loss(auxiliary_head(embedding), batch.auxiliary_y)
-        return task + recipe.auxiliary_weight * auxiliary, {"task_loss": float(task.detach()), "auxiliary_loss": float(auxiliary.detach())}
+        logs = {"task_loss": float(task.detach()), "auxiliary_loss": float(auxiliary.detach())}
+        return task + recipe.auxiliary_weight * auxiliary, logs
 
     stopped = state["stale"] >= recipe.patience
     blocks = _encoder_blocks(model.encoder)
