@@ -12,6 +12,7 @@ SHIPPED = {
     "default": "pretrained/gin-attrmask-descfp-zinc",
     "attrmask-descfp": "pretrained/gin-attrmask-descfp-zinc",
     "attrmask-descfp-500k": "pretrained/gin-attrmask-descfp-zinc500k",
+    "attrmask-descfp-broad": "pretrained/gin-attrmask-descfp-broad",
     "attrmask": "pretrained/gin-attrmask-zinc",
     "contextpred": "pretrained/gin-contextpred-zinc",
     "graphmae": "pretrained/gin-graphmae-zinc",
