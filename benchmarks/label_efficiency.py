@@ -326,7 +326,7 @@ def resolve_methods(
         for kind in ("pretrained", "frozen", "auto"):
             if kind not in kinds:
                 continue
-            if not directories:
+            if not directories and not gone:
                 skipped[kind] = missing_default or "no pretrained encoder given (--pretrained none)"
             elif missing_default:
                 skipped[f"{kind}:default"] = missing_default

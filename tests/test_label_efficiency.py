@@ -286,3 +286,5 @@ def test_a_report_keeps_the_runs_of_an_encoder_directory_that_is_gone(tmp_path: 
     report = run_benchmark(["bbbp"], pretrained=[str(encoder_dir), str(throwaway)], report_only=True, **options)
     assert report["methods"] == made["methods"] == ["pretrained:tiny-random", "pretrained:throwaway", "rf"]
     assert report["runs"] == made["runs"] and report["runs_missing"] == 0
+    alone = run_benchmark(["bbbp"], pretrained=[str(throwaway)], report_only=True, **options)  # no encoder left at all
+    assert alone["methods"] == ["pretrained:throwaway", "rf"] and alone["runs_missing"] == 0
