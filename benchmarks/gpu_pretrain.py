@@ -24,31 +24,33 @@ from a fresh GIN (5 x 300, ogb vocabulary; batch 256, AdamW 1e-3, constant learn
    (command, hardware, versions, seconds per stage, molecules, steps, graphs/s). The featurized
    corpus, the targets and the checkpoint (with optimizer state, ~30 MB) stay in ``--work``.
 
-**On the GPU machine** (one H200, 16 cores, python3 3.12 with torch and torch-geometric; no rdkit,
+**On the GPU machine** (one H200, 16 cores, python3 3.12 with torch 2.11 and torch-geometric 2.8; no rdkit,
 which molft's pretraining path needs; ogb and lightgbm it does not import). What travels must stay
-under 64 MiB (67.1 MB): the rdkit wheel is 31.8 MB, the three gzipped CSVs 12.9 MB, the tracked and
-untracked files 54.4 MB (when this was written), of which data/pretrained is 38.2 MB: 99.1 MB with
-it, 60.9 MB (58.0 MiB) without. So data/pretrained is moved aside for the call. In the repository root::
+under 64 MiB (67.1 MB): the rdkit 2026.3.6 wheel (this machine's version) is 38.1 MB, the three gzipped
+CSVs 12.9 MB; data/pretrained (53 MB) and benchmarks/results (23 MB) are moved aside for the call, which
+leaves about 1 MB of tracked and untracked files. In the repository root::
 
     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-        -d .whl rdkit==2026.9.1
-    ls .whl                                    # rdkit-2026.9.1-cp312-...whl alone (/.whl/ is git-ignored)
+        -d .whl rdkit==2026.3.6
+    ls .whl                                    # rdkit-2026.3.6-cp312-...whl alone (/.whl/ is git-ignored)
     mkdir -p .carry/zinc && cp ../shared/data/zinc/moses_*.csv.gz .carry/zinc/     # /.carry/ too
-    mv data/pretrained /tmp/molft-pretrained-aside
-    git ls-files -co --exclude-standard -z | xargs -0 du -cb 2>/dev/null | tail -1   # 16.2 MB at writing
-    du -cb .whl .carry/zinc | tail -1                                                 # 44.7 MB
-    # the two totals together under 67,108,864 bytes
+    mv data/pretrained /tmp/molft-pretrained-aside; mv benchmarks/results /tmp/molft-results-aside
+    git ls-files -co --exclude-standard -z | xargs -0 du -cb 2>/dev/null | tail -1   # 1.2 MB
+    du -cb .whl .carry/zinc | tail -1                                                 # 51.0 MB
 
 then one device ``run`` with ``carry=[".whl", ".carry/zinc"]`` and ``timeout_s=600``::
 
-    set -o pipefail; python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 && nvidia-smi -L && nproc && { python3 -m benchmarks.gpu_pretrain --data-dir .carry --max-molecules 1000 --budget 25 --loader-workers 4 --out /tmp/smoke --work /tmp/smoke.work > /tmp/smoke.txt 2>&1 || { tail -c 6000 /tmp/smoke.txt; exit 1; }; } && grep -E "stopped by|^\| total" /tmp/smoke.txt && python3 -m benchmarks.gpu_pretrain --data-dir .carry --out $OUT --work /tmp/gpu_pretrain --workers 16 --loader-workers 12 --budget 480 2>&1 | tee $OUT/console.txt
+    set -o pipefail; python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 && nvidia-smi -L && nproc && { python3 -m benchmarks.gpu_pretrain --data-dir .carry --max-molecules 1000 --budget 25 --loader-workers 4 --out /tmp/smoke --work /tmp/smoke.work > /tmp/smoke.txt 2>&1 || { tail -c 6000 /tmp/smoke.txt; exit 1; }; } && grep -E "stopped by|^\| total" /tmp/smoke.txt && python3 -m benchmarks.gpu_pretrain --data-dir .carry --out $OUT --work /tmp/gpu_pretrain --workers 16 --loader-workers 12 --budget 490 2>&1 | tee $OUT/console.txt
 
-and at once, whatever came back: ``mv /tmp/molft-pretrained-aside data/pretrained``. The first
-script is a smoke test on 1,000 molecules (about 30 s: every stage, a CUDA step, a checkpoint,
-the export), so a failure costs half a minute, not the lease; the second is the run, 480 s from
-its start, so install, smoke and run stay inside the call's 600 s and the run inside 9 minutes.
-``$OUT`` gets the 7 files above and ``console.txt`` (8, the most a call brings back).
+and at once, whatever came back: ``mv /tmp/molft-pretrained-aside data/pretrained; mv
+/tmp/molft-results-aside benchmarks/results``. The first script is a smoke test on 1,000 molecules
+(every stage, a CUDA step, a checkpoint, the export), so a failure costs seconds, not the lease; the
+second is the run, 490 s from its start. ``$OUT`` gets the 7 files above and ``console.txt`` (8, the
+most a call brings back). While the machine is still warm (30 s after a call) a second call with
+``--resume --budget 235`` (same ``--work``) finds the featurized corpus and its targets in /tmp and
+trains on from the last checkpoint: what the 2026-12-04 lease did (benchmarks/results/gpu_pretrain/:
+first_call.md, then gpu_pretrain.md; 12,739 steps, 1.68 passes, in 15 minutes of device time).
 
 On a CPU, a small check of the whole flow (the first 3,000 molecules, two minutes)::
 

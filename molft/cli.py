@@ -169,7 +169,7 @@ def finetune(
     table: Annotated[Path, typer.Argument(help="Assay table (.csv, .smi, ...) or a featurized directory.")],
     target: Annotated[list[str], typer.Option("--target", "-t", help="Label column; repeat for several tasks.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
-    pretrained: Annotated[str, typer.Option(help="A shipped encoder ('default' = 'attrmask-descfp', 'attrmask-descfp-500k', 'attrmask-descfp-broad', 'attrmask', 'contextpred', 'graphmae', 'attrmask-contextpred'), a pretrained directory, or 'none'.")] = "default",
+    pretrained: Annotated[str, typer.Option(help="A shipped encoder ('default' = 'attrmask-descfp', 'attrmask-descfp-500k', 'attrmask-descfp-broad', 'descfp-zinc-full', 'attrmask', 'contextpred', 'graphmae', 'attrmask-contextpred'), a pretrained directory, or 'none'.")] = "default",
     split: Annotated[str, typer.Option(help="'scaffold', 'random', or a column holding train/valid/test.")] = "scaffold",
     model: Annotated[str, typer.Option(help="'auto' (GNN, forest and boosted members; the best one or blend on validation), 'ensemble' (equal weights), or 'gnn' / 'forest' / 'boosted' alone.")] = "auto",
     seeds: Annotated[int, typer.Option(min=1, help="GNN members (seeds); their spread is part of the uncertainty.")] = 1,
@@ -243,7 +243,7 @@ def predict(
 @app.command()
 @friendly
 def embed(
-    model: Annotated[str, typer.Argument(help="A shipped encoder ('default', 'attrmask-descfp', 'attrmask-descfp-500k', 'attrmask-descfp-broad', 'attrmask', 'contextpred', 'graphmae', 'attrmask-contextpred'), a pretrained encoder or a fine-tuned model directory.")],
+    model: Annotated[str, typer.Argument(help="A shipped encoder ('default', 'attrmask-descfp', 'attrmask-descfp-500k', 'attrmask-descfp-broad', 'descfp-zinc-full', 'attrmask', 'contextpred', 'graphmae', 'attrmask-contextpred'), a pretrained encoder or a fine-tuned model directory.")],
     table: Annotated[Path, typer.Argument(help="Molecules to embed (.csv, .smi, ...).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .csv or .npy.")],
     smiles_column: Annotated[str | None, typer.Option(help="Column holding SMILES (default: detected).")] = None,

@@ -13,6 +13,7 @@ SHIPPED = {
     "attrmask-descfp": "pretrained/gin-attrmask-descfp-zinc",
     "attrmask-descfp-500k": "pretrained/gin-attrmask-descfp-zinc500k",
     "attrmask-descfp-broad": "pretrained/gin-attrmask-descfp-broad",
+    "descfp-zinc-full": "pretrained/gin-descfp-zinc-full",
     "attrmask": "pretrained/gin-attrmask-zinc",
     "contextpred": "pretrained/gin-contextpred-zinc",
     "graphmae": "pretrained/gin-graphmae-zinc",
