@@ -1,0 +1,146 @@
+r"""Would ``--model auto`` gain from a fourth member, a linear model on the frozen embedding?
+
+The encoder probe (``benchmarks.encoder_probe``) finds that a linear model on a frozen embedding,
+blended with the Morgan forest, can beat the forest where the fine-tuned GNN does not (the built-in
+assay with ``descfp-zinc-full``: 0.446 vs 0.473 at 813 labels). ``molft finetune --model auto`` has
+no such member: it blends the fine-tuned GNN, the forest and the boosted model. This benchmark
+re-chooses the blend of finished ``auto`` runs with that member added, without training anything
+again but the linear model:
+
+1. for each fine-tuned model directory given (``finetune.json``, ``graphs/``, the members' saved
+   validation and test predictions in ``predictions_{valid,test}.csv``), the assay is reloaded from
+   its featurized graphs and split as ``molft finetune`` split it;
+2. a ``linear`` member is fitted exactly as instant mode fits one
+   (:func:`molft.finetuning.frozen.fit_frozen_member`: the encoder the run was fine-tuned from, frozen,
+   its mean-pooled embedding standardized on the training split, ridge or logistic regression with
+   the strength chosen on validation; no bootstrap) and scored on validation and test;
+3. the blend is chosen twice by molft's rule (:func:`molft.finetuning.choice.choose_model`, one-SE
+   against the forest on the 0.25 grid): over the run's own members, and over them plus ``linear``;
+   the first reproduces the run's recorded choice (checked), the second is what ``auto`` would do
+   with the new member.
+
+Usage, after ``python -m benchmarks.builtin_assay --methods auto --pretrained NAME`` has left its
+model directories under ``runs/builtin_assay/auto-NAME/seed-*``::
+
+    python -m benchmarks.linear_member runs/builtin_assay/auto/seed-* runs/builtin_assay/auto-descfp-zinc-full/seed-*
+
+Writes ``benchmarks/results/linear_member.{json,md}`` (``--results-dir``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.harness import RESULTS, command_line, group_runs, hardware, hardware_text, input_errors_exit, \
+    markdown_table, mean_std_text, utc_now, write_results
+from molft.errors import InputError
+from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, evaluate, higher_is_better, mean_std
+from molft.finetuning.ensemble import describe_weights
+from molft.runtime import read_json, run_metadata
+
+NAME = "linear_member"
+LINEAR = "linear"
+
+
+def saved_members(run: Path, targets: list[str], part: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The run's saved member predictions on ``part`` (kind -> [n, tasks]), in the split's order."""
+    frame = pd.read_csv(run / f"predictions_{part}.csv")
+    if not np.array_equal(frame["row"].to_numpy(), rows):
+        raise InputError(f"{run}: predictions_{part}.csv does not hold the split's rows in order")
+    suffix = f"{targets[0]}_"
+    kinds = [c[len(suffix):] for c in frame.columns
+             if c.startswith(suffix) and c[len(suffix):] not in ("pred", "lower", "upper", "std")]
+    if not kinds:
+        raise InputError(f"{run}: predictions_{part}.csv has no member columns (a model of one member)")
+    return {kind: frame[[f"{t}_{kind}" for t in targets]].to_numpy(dtype=np.float64) for kind in kinds}
+
+
+def rechoose(run: Path) -> dict[str, Any]:
+    """One record: the run's choice recomputed, and the choice with a linear member added."""
+    from torch_geometric.loader import DataLoader
+
+    from molft.data.assay import load_assay, split_assay
+    from molft.finetuning.choice import choose_model
+    from molft.finetuning.frozen import fit_frozen_member
+    from molft.finetuning.member import predict_scores
+    from molft.finetuning.recipe import TargetScaler
+
+    config = read_json(run / "finetune.json")
+    if config.get("model", {}).get("choice") != "auto" or config.get("pretrained") in (None, "none"):
+        raise InputError(f"{run}: not an --model auto run from a pretrained encoder")
+    targets, task_type = list(config["targets"]), config["task_type"]
+    assay = load_assay(run / "graphs", targets, task_type=task_type, progress=False)
+    split = split_assay(assay, config["split"], config["split_seed"])
+    y = assay.dataset.y.numpy()
+    scaler = TargetScaler.fit(y[split["train"]]) if task_type != CLASSIFICATION else None
+    model, info = fit_frozen_member(assay.dataset, split, task_type=task_type, seed=0,
+                                    pretrained=Path(config["pretrained"]), scaler=scaler)
+    members = {}
+    for part in ("valid", "test"):
+        members[part] = saved_members(run, targets, part, assay.table.rows[split[part]])
+        members[part][LINEAR] = predict_scores(model, DataLoader(assay.dataset.subset(split[part]), batch_size=256),
+                                               task_type, scaler, "cpu")
+    metric = PRIMARY_METRIC[task_type]
+    record: dict[str, Any] = {"run": str(run), "encoder": Path(config["pretrained"]).name, "metric": metric,
+                              "targets": targets, "strengths": info["strengths"]}
+    for name, kinds in (("recorded members", [k for k in members["valid"] if k != LINEAR]),
+                        ("with linear", list(members["valid"]))):
+        scores = {part: {k: members[part][k] for k in kinds} for part in members}
+        chosen = choose_model(scores, y, split, task_type=task_type, model="auto", coverage=0.9, targets=targets)
+        record[name] = {"weights": chosen.config["weights"],
+                        "test": float(evaluate(y[split["test"]], chosen.predictions["test"], task_type)[metric])}
+    record["linear alone"] = {"test": float(evaluate(y[split["test"]], members["test"][LINEAR], task_type)[metric])}
+    recorded = config["model"]["weights"]
+    if record["recorded members"]["weights"] != recorded:
+        raise InputError(f"{run}: re-choosing its own members gave {record['recorded members']['weights']}, "
+                         f"not the recorded {recorded}")
+    return record
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    lines = ["# A linear member on the frozen embedding inside `--model auto`", "", f"Command: `{result['command']}`", "",
+             f"- Finished {result['finished_at']}. Hardware: {hardware_text(result['hardware'])}.",
+             "- Each run: a finished `molft finetune --model auto` directory. Its members' saved predictions are "
+             "re-blended by molft's rule (one-SE against the forest, 0.25 grid) without and with a `linear` member "
+             "(instant mode's model on the frozen encoder the run started from, fitted on the run's training split); "
+             "the first choice reproduces the recorded one. Test metric per run; mean ± sample std over runs.", ""]
+    header = ["encoder", "runs", "metric", "auto (recorded members)", "auto with linear", "linear alone",
+              "runs better / worse", "chosen with linear"]
+    table = []
+    for (encoder,), runs in group_runs(result["records"], ["encoder"]):
+        metric = runs[0]["metric"]
+        sign = 1 if higher_is_better(metric) else -1
+        diffs = [sign * (r["with linear"]["test"] - r["recorded members"]["test"]) for r in runs]
+        table.append([encoder, str(len(runs)), metric,
+                      *(mean_std_text(*mean_std([r[k]["test"] for r in runs]))
+                        for k in ("recorded members", "with linear", "linear alone")),
+                      f"{sum(d > 0 for d in diffs)} / {sum(d < 0 for d in diffs)}",
+                      "; ".join(describe_weights(r["with linear"]["weights"]) for r in runs)])
+    return "\n".join([*lines, *markdown_table(header, table, right_from=1), ""])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="finished --model auto model directories")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    with input_errors_exit():
+        records = []
+        for run in args.runs:
+            records.append(rechoose(run))
+            r = records[-1]
+            print(f"{run}: {r['metric']} {r['recorded members']['test']:.3f} -> {r['with linear']['test']:.3f} "
+                  f"({describe_weights(r['with linear']['weights'])}); linear alone {r['linear alone']['test']:.3f}",
+                  flush=True)
+        result = {"benchmark": NAME, "command": command_line(NAME, argv), "finished_at": utc_now(),
+                  "hardware": hardware(), "run": run_metadata(), "records": records}
+        write_results(NAME, result, to_markdown(result), args.results_dir)
+
+
+if __name__ == "__main__":
+    main()

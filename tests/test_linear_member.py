@@ -1,0 +1,42 @@
+"""benchmarks.linear_member: a finished auto run re-blended with a linear member on the frozen embedding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import linear_member
+from molft.errors import InputError
+from molft.finetuning.train import finetune
+
+
+@pytest.fixture(scope="module")
+def auto_run(tmp_path_factory: pytest.TempPathFactory, small_assay: Path, tiny_pretrained: Path) -> Path:
+    out = tmp_path_factory.mktemp("linear_member") / "model"
+    finetune(small_assay, ["pIC50"], out, pretrained=tiny_pretrained, max_epochs=2, progress=False)
+    return out
+
+
+def test_the_runs_own_choice_is_reproduced_and_the_linear_member_is_offered(auto_run: Path) -> None:
+    record = linear_member.rechoose(auto_run)
+    recorded = json.loads((auto_run / "finetune.json").read_text())["model"]["weights"]
+    assert record["recorded members"]["weights"] == recorded
+    assert set(record["with linear"]["weights"]) <= {"gnn", "forest", "boosted", "linear"}
+    assert record["metric"] == "rmse" and record["linear alone"]["test"] > 0
+    assert linear_member.rechoose(auto_run) == record  # nothing random
+
+
+def test_the_report_counts_runs_per_encoder(auto_run: Path, tmp_path: Path) -> None:
+    linear_member.main([str(auto_run), str(auto_run), "--results-dir", str(tmp_path)])
+    markdown = (tmp_path / "linear_member.md").read_text()
+    assert "| encoder | runs |" in markdown
+    assert "| encoder | 2 | rmse |" in markdown
+
+
+def test_a_run_of_one_member_is_refused(small_assay: Path, tiny_pretrained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gnn-only"
+    finetune(small_assay, ["pIC50"], out, pretrained=tiny_pretrained, model="gnn", max_epochs=1, progress=False)
+    with pytest.raises(InputError, match="not an --model auto run"):
+        linear_member.rechoose(out)
