@@ -8,8 +8,9 @@ split (80/10/10). Every method runs through the public API exactly as a user wou
 * ``frozen``: instant mode (``--mode frozen``) on the shipped encoder;
 * ``scratch``: the same GIN from random weights (``--pretrained none``), molft's scratch recipe;
 * ``rf``: the fixed random forest on Morgan fingerprints (``molft.baselines``), one per seed;
-* ``auto``: ``molft finetune`` with no options (``--model auto``: the pretrained GNN, a forest and
-  a boosted model, the best one or blend chosen on validation), one run per seed (``--seed k``);
+* ``auto``: ``molft finetune`` with no options (``--model auto``: the pretrained GNN, a forest, a
+  boosted model and a linear model on the frozen encoder, the best one or blend chosen on
+  validation), one run per seed (``--seed k``);
 * ``auto-scratch``: the same with a GNN from scratch, to show what pretraining adds inside it;
 * ``boosted``: the LightGBM member alone (``--model boosted``), one per seed.
 

@@ -25,7 +25,9 @@ model seed. Methods:
   ``--pretrained`` encoder beside a forest and a boosted fingerprint member, the best one or blend
   chosen on validation (:func:`molft.finetuning.choice.choose_model`), ``auto:<directory name>``;
   each run records the weights chosen, every member's scores, and the intervals' test coverage or
-  the calibration; the forest member is the ``rf`` method's forest (same setting, seed and labels);
+  the calibration; the forest member is the ``rf`` method's forest (same setting, seed and labels).
+  It does not yet have ``molft finetune``'s fourth member, the linear model on the frozen encoder
+  (:data:`ENSEMBLE_SETTINGS` names the members: adding it makes a new method whose cells run again);
 * ``auto-scratch``: the same with the GIN from scratch, so the table shows what pretraining adds
   inside the ensemble;
 * ``boosted``: the LightGBM member alone (:data:`molft.finetuning.trees.BOOSTED_SETTINGS`).

@@ -2,10 +2,11 @@ r"""Would ``--model auto`` gain from a fourth member, a linear model on the froz
 
 The encoder probe (``benchmarks.encoder_probe``) finds that a linear model on a frozen embedding,
 blended with the Morgan forest, can beat the forest where the fine-tuned GNN does not (the built-in
-assay with ``descfp-zinc-full``: 0.446 vs 0.473 at 813 labels). ``molft finetune --model auto`` has
-no such member: it blends the fine-tuned GNN, the forest and the boosted model. This benchmark
+assay with ``descfp-zinc-full``: 0.446 vs 0.473 at 813 labels). ``molft finetune --model auto`` had
+no such member when this was written: it blended the fine-tuned GNN, the forest and the boosted model. This benchmark
 re-chooses the blend of finished ``auto`` runs with that member added, without training anything
-again but the linear model:
+again but the linear model (``auto`` has had the member since; for a run made with it, both choices
+are the same):
 
 1. for each fine-tuned model directory given (``finetune.json``, ``graphs/``, the members' saved
    validation and test predictions in ``predictions_{valid,test}.csv``), the assay is reloaded from
@@ -83,12 +84,13 @@ def rechoose(run: Path) -> dict[str, Any]:
     members = {}
     for part in ("valid", "test"):
         members[part] = saved_members(run, targets, part, assay.table.rows[split[part]])
+        recorded_kinds = list(members[part])  # a run made since auto has the member holds it already
         members[part][LINEAR] = predict_scores(model, DataLoader(assay.dataset.subset(split[part]), batch_size=256),
                                                task_type, scaler, "cpu")
     metric = PRIMARY_METRIC[task_type]
     record: dict[str, Any] = {"run": str(run), "encoder": Path(config["pretrained"]).name, "metric": metric,
                               "targets": targets, "strengths": info["strengths"]}
-    for name, kinds in (("recorded members", [k for k in members["valid"] if k != LINEAR]),
+    for name, kinds in (("recorded members", recorded_kinds),
                         ("with linear", list(members["valid"]))):
         scores = {part: {k: members[part][k] for k in kinds} for part in members}
         chosen = choose_model(scores, y, split, task_type=task_type, model="auto", coverage=0.9, targets=targets)

@@ -171,7 +171,7 @@ def finetune(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     pretrained: Annotated[str, typer.Option(help="A shipped encoder ('default' = 'attrmask-descfp', 'attrmask-descfp-500k', 'attrmask-descfp-broad', 'descfp-zinc-full', 'attrmask', 'contextpred', 'graphmae', 'attrmask-contextpred'), a pretrained directory, or 'none'.")] = "default",
     split: Annotated[str, typer.Option(help="'scaffold', 'random', or a column holding train/valid/test.")] = "scaffold",
-    model: Annotated[str, typer.Option(help="'auto' (GNN, forest and boosted members; the best one or blend on validation), 'ensemble' (equal weights), or 'gnn' / 'forest' / 'boosted' alone.")] = "auto",
+    model: Annotated[str, typer.Option(help="'auto' (GNN, forest and boosted members, and with a pretrained encoder a linear model on its frozen embedding; the best one or blend on validation), 'ensemble' (equal weights), or 'gnn' / 'forest' / 'boosted' / 'linear' alone.")] = "auto",
     seeds: Annotated[int, typer.Option(min=1, help="GNN members (seeds); their spread is part of the uncertainty.")] = 1,
     coverage: Annotated[float, typer.Option(help="Intended coverage of the regression intervals (split-conformal).")] = 0.9,
     molecule_features: Annotated[str | None, typer.Option(help="Molecule features the GNN head also reads, e.g. 'morgan_count,rdkit2d' (chemprop-style).")] = None,

@@ -32,8 +32,11 @@ def test_the_grid_holds_every_single_member_and_sums_to_one():
 
 
 def test_model_choices_name_their_members():
-    assert members_for("auto") == members_for("ensemble") == ("gnn", "forest", "boosted")
+    assert members_for("auto") == members_for("ensemble") == ("gnn", "forest", "boosted", "linear")
+    assert members_for("auto", embedding=False) == ("gnn", "forest", "boosted")  # no encoder to read frozen
     assert members_for("forest") == ("forest",)
+    with pytest.raises(InputError, match="--model linear .* needs --pretrained"):
+        members_for("linear", embedding=False)
     with pytest.raises(InputError, match="unknown model 'svm'; choose one of: auto, ensemble, gnn"):
         members_for("svm")
 

@@ -45,7 +45,8 @@ def test_finetune_writes_a_complete_model_directory(regression_model):
     assert config["recipe"]["name"] == "full-small-lr"  # 192 training labels: all layers, small encoder rate
     metrics = json.loads((regression_model / "metrics.json").read_text())
     assert {"rmse", "mae", "r2"} <= set(metrics["test_mean"]) and len(metrics["seeds"]) == 2
-    assert set(metrics["members"]) == {"gnn", "forest", "boosted"}
+    assert set(metrics["members"]) == {"gnn", "forest", "boosted", "linear"}  # linear: on the frozen encoder
+    assert config["model"]["linear_member"] == "members/linear" and (regression_model / "members/linear").is_dir()
     summary = (regression_model / "summary.md").read_text()
     assert "**model:" in summary and "member: boosted | test" in summary and "split-conformal" in summary
 
@@ -69,6 +70,27 @@ def test_saved_model_predicts_what_training_reported(regression_model, small_ass
     assert ("pIC50_std" in scored) == (len(weights) > 1 or ("gnn" in weights))  # two GNN seeds spread too
     assert (scored["pIC50_lower"] < scored["pIC50_pred"]).all() and (scored["pIC50_pred"] < scored["pIC50_upper"]).all()
     assert scored["nearest_train_similarity"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("model", ["linear", "ensemble"])
+def test_a_blend_with_the_linear_member_predicts_what_training_reported(tmp_path, small_assay, tiny_pretrained, model):
+    out = tmp_path / model
+    finetune(small_assay, ["pIC50"], out, pretrained=tiny_pretrained, model=model, max_epochs=1, progress=False)
+    weights = json.loads((out / "finetune.json").read_text())["model"]["weights"]
+    assert "linear" in weights and (len(weights) == 4) == (model == "ensemble")
+    reported = pd.read_csv(out / "predictions_test.csv")
+    scored = predict(out, small_assay, progress=False)
+    again = scored.set_index(pd.RangeIndex(len(scored)) + 2).loc[reported["row"], "pIC50_pred"]
+    assert np.allclose(again.to_numpy(), reported["pIC50_pred"].to_numpy(), atol=1e-5)
+
+
+def test_no_linear_member_without_a_pretrained_encoder_or_in_instant_mode(tmp_path, small_assay, tiny_pretrained):
+    out = tmp_path / "scratch"
+    finetune(small_assay, ["pIC50"], out, pretrained="none", max_epochs=1, progress=False)
+    assert set(json.loads((out / "metrics.json").read_text())["members"]) == {"gnn", "forest", "boosted"}
+    with pytest.raises(InputError, match="--model linear"):
+        finetune(small_assay, ["pIC50"], tmp_path / "bad", pretrained=tiny_pretrained, mode="frozen", model="linear",
+                 progress=False)
 
 
 def test_predict_keeps_every_row_and_explains_failures(regression_model, tmp_path):

@@ -1,9 +1,11 @@
 """Which model to predict with: a member kind alone or a weighted blend, chosen on validation.
 
 The members (``gnn``: the fine-tuned GNN, averaged over its seeds; ``forest`` and ``boosted``:
-:mod:`molft.finetuning.trees`) each give validation predictions. :func:`choose_blend` scores every
+:mod:`molft.finetuning.trees`; ``linear``: instant mode's linear model on the frozen pretrained
+embedding, :mod:`molft.finetuning.frozen`, trained only when there is a pretrained encoder and the
+GNN is fine-tuned) each give validation predictions. :func:`choose_blend` scores every
 candidate of a coarse grid on the simplex (weights in steps of ``step``, 0.25 by default: 15
-candidates for three members, each single member among them) with the task's primary metric
+candidates for three members, 35 for four, each single member among them) with the task's primary metric
 (ROC-AUC, or RMSE) on the validation split; a tie goes to the candidate with fewer members, then to
 the earlier member order. A grid this coarse has few degrees of freedom, so 100 validation molecules
 cannot be fitted by it the way free weights could be.
@@ -33,7 +35,9 @@ import numpy as np
 from molft.errors import InputError
 from molft.evaluate import PRIMARY_METRIC, higher_is_better, primary_score
 
-MEMBER_KINDS = ("gnn", "forest", "boosted")
+MEMBER_KINDS = ("gnn", "forest", "boosted", "linear")
+#: the member that reads a pretrained encoder's frozen embedding (none without an encoder)
+EMBEDDING_MEMBER = "linear"
 MODEL_CHOICES = ("auto", "ensemble", *MEMBER_KINDS)
 #: how ``auto`` turns validation scores into a choice (see the module docstring)
 BLEND_RULES = ("one-se", "best")
@@ -43,11 +47,23 @@ REFERENCE_MEMBER = "forest"
 BOOTSTRAP = 200
 
 
-def members_for(model: str) -> tuple[str, ...]:
-    """The member kinds a ``--model`` choice trains."""
+def members_for(model: str, *, embedding: bool = True) -> tuple[str, ...]:
+    """The member kinds a ``--model`` choice trains.
+
+    ``embedding=False`` (no pretrained encoder, or instant mode, whose GNN members already are linear
+    models on the frozen embedding) leaves out the ``linear`` member.
+
+    Example:
+        >>> members_for("auto"), members_for("auto", embedding=False)
+        (('gnn', 'forest', 'boosted', 'linear'), ('gnn', 'forest', 'boosted'))
+    """
     if model not in MODEL_CHOICES:
         raise InputError(f"unknown model {model!r}; choose one of: {', '.join(MODEL_CHOICES)}")
-    return MEMBER_KINDS if model in ("auto", "ensemble") else (model,)
+    if model == EMBEDDING_MEMBER and not embedding:
+        raise InputError("--model linear is a linear model on a pretrained encoder's frozen embedding: it needs "
+                         "--pretrained and --mode finetune (or use --mode frozen)")
+    kinds = MEMBER_KINDS if model in ("auto", "ensemble") else (model,)
+    return tuple(kind for kind in kinds if embedding or kind != EMBEDDING_MEMBER)
 
 
 def weight_grid(names: Sequence[str], step: float = 0.25) -> list[dict[str, float]]:

@@ -1,7 +1,8 @@
 """``molft predict``: score new molecules with a fine-tuned model directory, losing no row.
 
-torch and PyG are imported only when the chosen blend holds a GNN member: a model of fingerprint
-members alone loads and predicts without them (a second or more of start-up saved per command).
+torch and PyG are imported only when the model holds a GNN member or its blend holds the linear member
+on the frozen embedding: a model of fingerprint members alone loads and predicts without them (a second
+or more of start-up saved per command).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from molft.errors import InputError
 from molft.io import atomic_write
 from molft.featurize.graph import Failure, featurize_many
 from molft.featurize.molecule import HeadFeatures, molecule_features
-from molft.finetuning.ensemble import blend
+from molft.finetuning.ensemble import EMBEDDING_MEMBER, blend
 from molft.finetuning.trees import TREE_KINDS, TreeMember, feature_matrix
 from molft.finetuning.uncertainty import PlattCalibrator, nearest_similarity
 from molft.runtime import read_json
@@ -71,6 +72,7 @@ class FinetunedModel:
         members: the GNN members (one per seed; empty when the model uses none).
         scaler: the GNN members' target scaling (regression), None without GNN members.
         tree_members: fingerprint member kind -> its fitted member.
+        linear: the linear model on the frozen pretrained embedding, when the blend uses it.
         weights: member kind -> blend weight (``{"gnn": 1.0}`` for models written before blends).
         calibrator: Platt calibration of the blended probabilities (classification), or None.
         halfwidths: per task, the split-conformal half-width (regression), or None.
@@ -85,6 +87,7 @@ class FinetunedModel:
     scaler: TargetScaler | None
     config: dict
     tree_members: dict[str, TreeMember] = field(default_factory=dict)
+    linear: PropertyModel | None = None
     weights: dict[str, float] = field(default_factory=lambda: {"gnn": 1.0})
     calibrator: PlattCalibrator | None = None
     halfwidths: list[float] | None = None
@@ -108,8 +111,11 @@ class FinetunedModel:
         if not isinstance(config, dict) or config.get("format") != "molft-finetuned":
             found = config.get("format") if isinstance(config, dict) else f"a JSON {type(config).__name__}"
             raise InputError(f"{path}: unsupported format {found!r}")
-        members, scaler = [], None
-        if config["members"]:
+        chosen = config.get("model") or {}
+        weights = {str(k): float(v) for k, v in chosen.get("weights", {"gnn": 1.0}).items()}
+        linear_dir = chosen.get("linear_member") if EMBEDDING_MEMBER in weights else None
+        members, linear, scaler = [], None, None
+        if config["members"] or linear_dir:
             from molft.checkpoints import load_model
             from molft.finetuning.recipe import TargetScaler
             from molft.runtime import resolve_device
@@ -118,12 +124,12 @@ class FinetunedModel:
             for member in config["members"]:
                 model, _ = load_model(directory / member)
                 members.append(model.to(device).eval())
+            if linear_dir:
+                linear = load_model(directory / linear_dir)[0].to(device).eval()
             if config.get("scaler") is not None:
                 scaler = TargetScaler(tuple(config["scaler"]["mean"]), tuple(config["scaler"]["std"]))
-        chosen = config.get("model") or {}
         trees = {kind: TreeMember.load(directory / rel) for kind, rel in chosen.get("tree_members", {}).items()}
-        weights = {str(k): float(v) for k, v in chosen.get("weights", {"gnn": 1.0}).items()}
-        unknown = sorted(set(weights) - {"gnn", *trees})
+        unknown = sorted(set(weights) - {"gnn", *trees, *((EMBEDDING_MEMBER,) if linear is not None else ())})
         if unknown or ("gnn" in weights and not members):
             raise InputError(f"{path}: the blend names members that are not in the model ({', '.join(unknown) or 'gnn'})")
         fingerprints = None
@@ -143,6 +149,7 @@ class FinetunedModel:
             scaler=scaler,
             config=config,
             tree_members=trees,
+            linear=linear,
             weights=weights,
             calibrator=PlattCalibrator.from_dict(chosen["calibration"]) if chosen.get("calibration") else None,
             halfwidths=[float(w) for w in chosen["halfwidths"]] if chosen.get("halfwidths") else None,
@@ -152,8 +159,14 @@ class FinetunedModel:
 
     def predict_graphs(self, dataset: GraphDataset, device: torch.device | str | None = "cpu") -> np.ndarray:
         """[num_members, num_graphs, num_tasks] GNN predictions: probabilities or values in the user's units."""
-        if len(dataset) == 0 or not self.members:  # every row failed, a header-only table, or no GNN
-            return np.zeros((len(self.members), len(dataset), len(self.targets)), dtype=np.float32)
+        return self._graph_predictions(self.members, dataset, device)
+
+    def _graph_predictions(
+        self, models: Sequence[PropertyModel], dataset: GraphDataset, device: torch.device | str | None
+    ) -> np.ndarray:
+        """[len(models), num_graphs, num_tasks] predictions of graph-reading members, in the user's units."""
+        if len(dataset) == 0 or not models:  # every row failed, a header-only table, or no such member
+            return np.zeros((len(models), len(dataset), len(self.targets)), dtype=np.float32)
         from torch_geometric.loader import DataLoader
 
         from molft.finetuning.recipe import to_user_units
@@ -163,7 +176,7 @@ class FinetunedModel:
         device = resolve_device(device)
         loader = DataLoader(dataset, batch_size=256)
         return np.stack([to_user_units(predict_batches(member, loader, device), self.task_type, self.scaler)
-                         for member in self.members])
+                         for member in models])
 
     def predict_smiles(
         self, smiles: Sequence[str], device: torch.device | str | None = "cpu", workers: int = 1,
@@ -196,6 +209,13 @@ class FinetunedModel:
             scores[:, result.indices] = self.predict_graphs(GraphDataset(result.graphs, molecule_x=head_inputs), device)
             by_kind["gnn"] = scores.mean(axis=0)
             individual.extend(scores)
+        if self.linear is not None:
+            from molft.data.dataset import GraphDataset
+
+            scores = np.full((n, tasks), np.nan)
+            scores[result.indices] = self._graph_predictions([self.linear], GraphDataset(result.graphs), device)[0]
+            by_kind[EMBEDDING_MEMBER] = scores
+            individual.append(scores)
         for kind in used_trees:
             by_kind[kind] = self.tree_members[kind].predict(feature_matrix(arrays, kind))
             individual.append(by_kind[kind])

@@ -9,6 +9,8 @@ A fine-tuned model is a directory::
       members/seed-<k>/        one GNN PropertyModel per seed (config.json + model.safetensors)
       members/forest/          the fingerprint members (member.json + forest.safetensors, or
       members/boosted/         LightGBM text files): see molft.finetuning.trees
+      members/linear/          instant mode's linear model on the frozen pretrained embedding (a
+                               PropertyModel with a linear head; only with a pretrained encoder)
       train_fingerprints.safetensors   packed Morgan bits of the training molecules (similarity column)
       metrics.json             every member's and the chosen model's valid/test metrics, GNN seeds' mean +- std
       metrics.jsonl            one line per epoch per GNN seed
@@ -42,7 +44,7 @@ from molft.finetuning.member import new_member, predict_scores, train_member
 from molft.data.features import table_features
 from molft.featurize.molecule import HeadFeatures, parse_molecule_features
 from molft.finetuning.choice import choose_model
-from molft.finetuning.ensemble import members_for
+from molft.finetuning.ensemble import EMBEDDING_MEMBER, members_for
 from molft.finetuning.predict import FINETUNE_JSON, SIMILARITY_FEATURE, TRAIN_FINGERPRINTS
 from molft.finetuning.trees import TREE_KINDS, TreeMember, feature_matrix, fit_tree_member
 from molft.finetuning.uncertainty import nearest_similarity
@@ -141,9 +143,10 @@ def finetune(
         compare_rf: also fit the fixed random forest on Morgan fingerprints
             (:mod:`molft.baselines`) on the same split and report it beside the model (with a
             ``forest`` member, that member is the same forest and is reported).
-        model: ``"auto"`` (train the GNN, a forest and a boosted model, then predict with the best
-            single member or blend on validation; :mod:`molft.finetuning.ensemble`),
-            ``"ensemble"`` (equal weights), or ``"gnn"`` / ``"forest"`` / ``"boosted"`` alone.
+        model: ``"auto"`` (train the GNN, a forest, a boosted model and, with a pretrained encoder,
+            a linear model on its frozen embedding, then predict with the best single member or blend
+            on validation; :mod:`molft.finetuning.ensemble`), ``"ensemble"`` (equal weights), or
+            ``"gnn"`` / ``"forest"`` / ``"boosted"`` / ``"linear"`` alone.
         coverage: the intended coverage of the regression intervals (split-conformal on validation).
         molecule_features: molecule-level features the GNN's head reads beside the pooled
             embedding (``"morgan_count,rdkit2d"``, :class:`~molft.featurize.molecule.HeadFeatures`),
@@ -158,7 +161,7 @@ def finetune(
         raise InputError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     if seeds < 1:
         raise InputError("--seeds must be at least 1")
-    kinds = members_for(model)
+    members_for(model)  # an unknown model fails here, before any work
     if not 0 < coverage < 1:
         raise InputError(f"--coverage must be between 0 and 1 (e.g. 0.9), got {coverage}")
     head_specs = [spec.strip() for spec in (molecule_features or "").split(",") if spec.strip()]
@@ -173,6 +176,7 @@ def finetune(
     pretrained_dir = resolve_pretrained(pretrained)
     if mode == "frozen" and pretrained_dir is None:
         raise InputError("--mode frozen needs a pretrained encoder; drop --pretrained none")
+    kinds = members_for(model, embedding=pretrained_dir is not None and mode == "finetune")
     overrides = {"max_epochs": max_epochs, "batch_size": batch_size, "encoder_lr": encoder_lr, "head_lr": head_lr,
                  "freeze_encoder": freeze_encoder, "focal_gamma": focal_gamma, "gradual_unfreezing": gradual_unfreezing}
     request = {
@@ -224,10 +228,16 @@ def finetune(
                                         targets=assay.targets))
     member_scores = {part: ({"gnn": np.mean(predictions[part], axis=0)} if "gnn" in kinds else {}) for part in loaders}
     features = table_features_of(graphs_dir, kinds, workers=workers, progress=progress)
-    tree_members = _fit_tree_members(assay, split_indices, features, [k for k in kinds if k != "gnn"], out, seed=seed)
+    tree_members = _fit_tree_members(assay, split_indices, features, [k for k in kinds if k in TREE_KINDS], out,
+                                     seed=seed)
     for kind, member in tree_members.items():
         for part in loaders:
             member_scores[part][kind] = member.predict(feature_matrix(features, kind)[split_indices[part]])
+    if EMBEDDING_MEMBER in kinds:
+        linear = _linear_member(assay, split_indices, out, pretrained=pretrained_dir, scaler=scaler, device=device_)
+        for part in loaders:
+            member_scores[part][EMBEDDING_MEMBER] = predict_scores(linear, loaders[part], assay.task_type, scaler,
+                                                                   device_)
     chosen = choose_model(member_scores, y, split_indices, task_type=assay.task_type, model=model, coverage=coverage,
                           targets=assay.targets)
     metrics["members"] = {kind: {part: evaluate(y[split_indices[part]], member_scores[part][kind], assay.task_type,
@@ -251,7 +261,8 @@ def finetune(
         "recipe": recipe.to_dict(), "pretrained": str(pretrained_dir) if pretrained_dir else "none",
         "split": split, "split_seed": split_seed,
         "split_sizes": {part: int(len(idx)) for part, idx in split_indices.items()},
-        "model": {**chosen.config, "tree_members": {kind: f"members/{kind}" for kind in tree_members}},
+        "model": {**chosen.config, "tree_members": {kind: f"members/{kind}" for kind in tree_members},
+                  **({"linear_member": f"members/{EMBEDDING_MEMBER}"} if EMBEDDING_MEMBER in kinds else {})},
         "molecule_features": head_features.to_dict() if head_features else None,
     }
     write_json_atomic(out / FINETUNE_JSON, config)
@@ -261,7 +272,7 @@ def finetune(
     write_jsonl_atomic(out / "metrics.jsonl", epoch_log)
     for part in loaders:
         used = [*(predictions[part] if "gnn" in chosen.weights else []),
-                *(member_scores[part][k] for k in tree_members if k in chosen.weights)]
+                *(member_scores[part][k] for k in (*tree_members, EMBEDDING_MEMBER) if k in chosen.weights)]
         report.write_predictions(
             out / f"predictions_{part}.csv", assay, split_indices[part], prediction=chosen.predictions[part],
             spread=np.std(used, axis=0) if len(used) > 1 else None, halfwidths=chosen.halfwidths,
@@ -295,6 +306,20 @@ def _fit_tree_members(
         member.save(out / "members" / kind)
         fitted[kind] = member
     return fitted
+
+
+def _linear_member(
+    assay: Assay, split: dict[str, np.ndarray], out: Path, *, pretrained: Path, scaler: TargetScaler | None,
+    device: torch.device,
+) -> PropertyModel:
+    """Instant mode's linear model on the frozen pretrained embedding (no bootstrap), saved under
+    ``members/linear``; deterministic, so a resumed run fits it again."""
+    from molft.finetuning.frozen import fit_frozen_member
+
+    model, info = fit_frozen_member(assay.dataset, split, task_type=assay.task_type, seed=0, pretrained=pretrained,
+                                    device=device, scaler=scaler)
+    save_model(model, out / "members" / EMBEDDING_MEMBER, extra={"kind": EMBEDDING_MEMBER, **info}, overwrite=True)
+    return model
 
 
 def save_train_fingerprints(out: Path, bits: np.ndarray) -> None:
