@@ -25,12 +25,18 @@ model directories under ``runs/builtin_assay/auto-NAME/seed-*``::
 
     python -m benchmarks.linear_member runs/builtin_assay/auto/seed-* runs/builtin_assay/auto-descfp-zinc-full/seed-*
 
+or on the label-efficiency grid's saved ``auto`` cells, whose GNN, forest and boosted scores
+``benchmarks.label_efficiency`` keeps (the linear member is fitted on each cell's nested subset)::
+
+    python -m benchmarks.linear_member --cells benchmarks/results/label_efficiency_scores/*-auto-gin-attrmask-descfp-zinc-*.npz --encoder default
+
 Writes ``benchmarks/results/linear_member.{json,md}`` (``--results-dir``).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +72,6 @@ def rechoose(run: Path) -> dict[str, Any]:
     from torch_geometric.loader import DataLoader
 
     from molft.data.assay import load_assay, split_assay
-    from molft.finetuning.choice import choose_model
     from molft.finetuning.frozen import fit_frozen_member
     from molft.finetuning.member import predict_scores
     from molft.finetuning.recipe import TargetScaler
@@ -88,15 +93,10 @@ def rechoose(run: Path) -> dict[str, Any]:
         members[part][LINEAR] = predict_scores(model, DataLoader(assay.dataset.subset(split[part]), batch_size=256),
                                                task_type, scaler, "cpu")
     metric = PRIMARY_METRIC[task_type]
-    record: dict[str, Any] = {"run": str(run), "encoder": Path(config["pretrained"]).name, "metric": metric,
-                              "targets": targets, "strengths": info["strengths"]}
-    for name, kinds in (("recorded members", recorded_kinds),
-                        ("with linear", list(members["valid"]))):
-        scores = {part: {k: members[part][k] for k in kinds} for part in members}
-        chosen = choose_model(scores, y, split, task_type=task_type, model="auto", coverage=0.9, targets=targets)
-        record[name] = {"weights": chosen.config["weights"],
-                        "test": float(evaluate(y[split["test"]], chosen.predictions["test"], task_type)[metric])}
-    record["linear alone"] = {"test": float(evaluate(y[split["test"]], members["test"][LINEAR], task_type)[metric])}
+    record: dict[str, Any] = {"run": str(run), "encoder": Path(config["pretrained"]).name,
+                              "dataset": ", ".join(targets), "n_labels": int(len(split["train"])),
+                              "metric": metric, "targets": targets, "strengths": info["strengths"],
+                              **_choices(members, recorded_kinds, y, split, task_type, targets)}
     recorded = config["model"]["weights"]
     if record["recorded members"]["weights"] != recorded:
         raise InputError(f"{run}: re-choosing its own members gave {record['recorded members']['weights']}, "
@@ -104,21 +104,81 @@ def rechoose(run: Path) -> dict[str, Any]:
     return record
 
 
+def _choices(members: dict[str, dict[str, np.ndarray]], recorded_kinds: list[str], y: np.ndarray,
+             split: dict[str, np.ndarray], task_type: str, targets: list[str]) -> dict[str, Any]:
+    """molft's choice over the recorded members and over them plus ``linear``, with test scores."""
+    from molft.finetuning.choice import choose_model
+
+    metric = PRIMARY_METRIC[task_type]
+    out: dict[str, Any] = {}
+    for name, kinds in (("recorded members", recorded_kinds), ("with linear", list(members["valid"]))):
+        scores = {part: {k: members[part][k] for k in kinds} for part in members}
+        chosen = choose_model(scores, y, split, task_type=task_type, model="auto", coverage=0.9, targets=targets)
+        out[name] = {"weights": chosen.config["weights"],
+                     "test": float(evaluate(y[split["test"]], chosen.predictions["test"], task_type)[metric])}
+    out["linear alone"] = {"test": float(evaluate(y[split["test"]], members["test"][LINEAR], task_type)[metric])}
+    return out
+
+
+#: a saved cell of ``benchmarks.label_efficiency``: ``<dataset>-<method>-<labels>-<seed>.npz``
+_CELL = re.compile(r"(?P<dataset>[a-z0-9]+)-(?P<method>.+)-(?P<labels>\d+)-(?P<seed>\d+)\.npz")
+
+
+def rechoose_cell(path: Path, encoder: str, *, data_dir: Path | None, cache: dict[str, Any]) -> dict[str, Any]:
+    """One saved label-efficiency ``auto`` cell (its members' scores, ``.npz``) re-blended without and
+    with a linear member on ``encoder``'s frozen embedding, fitted on the cell's nested subset."""
+    from torch_geometric.loader import DataLoader
+
+    from molft.data.registry import load_dataset
+    from molft.data.splits import label_budgets
+    from molft.finetuning.frozen import fit_frozen_member
+    from molft.finetuning.member import predict_scores
+    from molft.finetuning.recipe import TargetScaler
+    from molft.pretrained import resolve_pretrained
+
+    match = _CELL.fullmatch(path.name)
+    if match is None:
+        raise InputError(f"{path}: not a saved label-efficiency cell (<dataset>-<method>-<labels>-<seed>.npz)")
+    if match["dataset"] not in cache:
+        cache[match["dataset"]] = load_dataset(match["dataset"], data_dir)
+    loaded = cache[match["dataset"]]
+    budget, seed, task_type, y = int(match["labels"]), int(match["seed"]), loaded.task_type, loaded.y
+    with np.load(path, allow_pickle=False) as saved:
+        rows = {part: saved[f"{part}_rows"] for part in ("valid", "test")}
+        members = {part: {key[len(part) + 1:]: saved[key].astype(np.float64) for key in saved.files
+                          if key.startswith(f"{part}_") and key != f"{part}_rows"} for part in ("valid", "test")}
+    train = label_budgets(loaded.split["train"], y, [budget], seed=seed, task_type=task_type)[budget]
+    split = {"train": train, **rows}
+    recorded_kinds = list(members["valid"])
+    scaler = TargetScaler.fit(y[train]) if task_type != CLASSIFICATION else None
+    model, info = fit_frozen_member(loaded.dataset, split, task_type=task_type, seed=0,
+                                    pretrained=resolve_pretrained(encoder), scaler=scaler)
+    for part in members:
+        members[part][LINEAR] = predict_scores(model, DataLoader(loaded.dataset.subset(split[part]), batch_size=256),
+                                               task_type, scaler, "cpu")
+    return {"run": path.name, "encoder": f"{match['method']} + linear:{Path(encoder).name}",
+            "dataset": loaded.info.name, "n_labels": budget, "seed": seed, "metric": PRIMARY_METRIC[task_type],
+            "strengths": info["strengths"],
+            **_choices(members, recorded_kinds, y, split, task_type, list(loaded.task_names))}
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     lines = ["# A linear member on the frozen embedding inside `--model auto`", "", f"Command: `{result['command']}`", "",
              f"- Finished {result['finished_at']}. Hardware: {hardware_text(result['hardware'])}.",
-             "- Each run: a finished `molft finetune --model auto` directory. Its members' saved predictions are "
-             "re-blended by molft's rule (one-SE against the forest, 0.25 grid) without and with a `linear` member "
-             "(instant mode's model on the frozen encoder the run started from, fitted on the run's training split); "
-             "the first choice reproduces the recorded one. Test metric per run; mean ± sample std over runs.", ""]
-    header = ["encoder", "runs", "metric", "auto (recorded members)", "auto with linear", "linear alone",
-              "runs better / worse", "chosen with linear"]
+             "- Each run: a finished `molft finetune --model auto` directory, or a saved `benchmarks.label_efficiency` "
+             "`auto` cell (its members' validation and test scores; the linear member then reads `--encoder` and is "
+             "fitted on the cell's nested label subset). The members' saved predictions are re-blended by molft's rule "
+             "(one-SE against the forest, 0.25 grid) without and with a `linear` member (instant mode's model on the "
+             "frozen encoder); the first choice reproduces the recorded one. Test metric per run; mean ± sample std "
+             "over runs (seeds).", ""]
+    header = ["encoder", "dataset", "labels", "runs", "metric", "auto (recorded members)", "auto with linear",
+              "linear alone", "runs better / worse", "chosen with linear"]
     table = []
-    for (encoder,), runs in group_runs(result["records"], ["encoder"]):
+    for (encoder, dataset, n_labels), runs in group_runs(result["records"], ["encoder", "dataset", "n_labels"]):
         metric = runs[0]["metric"]
         sign = 1 if higher_is_better(metric) else -1
         diffs = [sign * (r["with linear"]["test"] - r["recorded members"]["test"]) for r in runs]
-        table.append([encoder, str(len(runs)), metric,
+        table.append([encoder, dataset, f"{n_labels:,}", str(len(runs)), metric,
                       *(mean_std_text(*mean_std([r[k]["test"] for r in runs]))
                         for k in ("recorded members", "with linear", "linear alone")),
                       f"{sum(d > 0 for d in diffs)} / {sum(d < 0 for d in diffs)}",
@@ -128,15 +188,25 @@ def to_markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="finished --model auto model directories")
+    parser.add_argument("runs", nargs="*", type=Path, help="finished --model auto model directories")
+    parser.add_argument("--cells", nargs="*", type=Path, default=[],
+                        help="saved label-efficiency auto cells (label_efficiency_scores/*.npz)")
+    parser.add_argument("--encoder", default="default",
+                        help="the encoder of the cells' linear member: a shipped name or a directory")
+    parser.add_argument("--data-dir", type=Path, default=None, help="data directory of the cells' datasets")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if not args.runs and not args.cells:
+        parser.error("give model directories, --cells, or both")
     with input_errors_exit():
-        records = []
-        for run in args.runs:
-            records.append(rechoose(run))
+        records, cache = [], {}
+        work = [(run, lambda run=run: rechoose(run)) for run in args.runs]
+        work += [(cell, lambda cell=cell: rechoose_cell(cell, args.encoder, data_dir=args.data_dir, cache=cache))
+                 for cell in args.cells]
+        for source, job in work:
+            records.append(job())
             r = records[-1]
-            print(f"{run}: {r['metric']} {r['recorded members']['test']:.3f} -> {r['with linear']['test']:.3f} "
+            print(f"{source}: {r['metric']} {r['recorded members']['test']:.3f} -> {r['with linear']['test']:.3f} "
                   f"({describe_weights(r['with linear']['weights'])}); linear alone {r['linear alone']['test']:.3f}",
                   flush=True)
         result = {"benchmark": NAME, "command": command_line(NAME, argv), "finished_at": utc_now(),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import linear_member
+from molft.data.registry import load_dataset
 from molft.errors import InputError
 from molft.finetuning.train import finetune
 
@@ -31,8 +33,8 @@ def test_the_runs_own_choice_is_reproduced_and_the_linear_member_is_offered(auto
 def test_the_report_counts_runs_per_encoder(auto_run: Path, tmp_path: Path) -> None:
     linear_member.main([str(auto_run), str(auto_run), "--results-dir", str(tmp_path)])
     markdown = (tmp_path / "linear_member.md").read_text()
-    assert "| encoder | runs |" in markdown
-    assert "| encoder | 2 | rmse |" in markdown
+    assert "| encoder | dataset | labels | runs |" in markdown
+    assert "| encoder | pIC50 | 192 | 2 | rmse |" in markdown
 
 
 def test_a_run_of_one_member_is_refused(small_assay: Path, tiny_pretrained: Path, tmp_path: Path) -> None:
@@ -40,3 +42,23 @@ def test_a_run_of_one_member_is_refused(small_assay: Path, tiny_pretrained: Path
     finetune(small_assay, ["pIC50"], out, pretrained=tiny_pretrained, model="gnn", max_epochs=1, progress=False)
     with pytest.raises(InputError, match="not an --model auto run"):
         linear_member.rechoose(out)
+
+
+def test_a_saved_grid_cell_gets_a_linear_member_fitted_on_its_nested_subset(tmp_path: Path, tiny_data_dir: Path,
+                                                                            tiny_pretrained: Path) -> None:
+    data = load_dataset("bbbp", tiny_data_dir)
+    rng = np.random.default_rng(0)
+    saved = {}
+    for part in ("valid", "test"):
+        y = data.y[data.split[part]]
+        saved[f"{part}_rows"] = data.split[part]
+        saved[f"{part}_forest"] = (y + rng.normal(0, 0.8, y.shape)).astype(np.float32)
+        saved[f"{part}_gnn"] = (y + rng.normal(0, 1.5, y.shape)).astype(np.float32)
+    cell = tmp_path / "bbbp-auto-gin-x-100-0.npz"
+    np.savez(cell, **saved)
+    record = linear_member.rechoose_cell(cell, str(tiny_pretrained), data_dir=tiny_data_dir, cache={})
+    assert record["dataset"] == data.info.name and record["n_labels"] == 100 and record["seed"] == 0
+    assert record["metric"] == "roc_auc" and 0 <= record["linear alone"]["test"] <= 1
+    assert set(record["with linear"]["weights"]) <= {"gnn", "forest", "linear"}
+    with pytest.raises(InputError, match="not a saved label-efficiency cell"):
+        linear_member.rechoose_cell(tmp_path / "notes.npz", str(tiny_pretrained), data_dir=tiny_data_dir, cache={})
