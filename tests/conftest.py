@@ -95,3 +95,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def save_auto_cell():
+    """Writes a label-efficiency ``auto`` cell as ``benchmarks.label_efficiency`` saves one (``.npz``:
+    ``<part>_rows`` and ``<part>_<member>``), with a forest and a noisier GNN member around the labels."""
+
+    def save(path: Path, data, rng: np.random.Generator) -> Path:
+        members = {}
+        for part in ("valid", "test"):
+            y = data.y[data.split[part]]
+            members[f"{part}_rows"] = data.split[part]
+            members[f"{part}_forest"] = (y + rng.normal(0, 0.8, y.shape)).astype(np.float32)
+            members[f"{part}_gnn"] = (y + rng.normal(0, 1.5, y.shape)).astype(np.float32)
+        np.savez(path, **members)
+        return path
+
+    return save

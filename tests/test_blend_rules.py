@@ -12,20 +12,14 @@ from molft.data.registry import load_dataset
 from molft.evaluate import evaluate
 
 
-def test_each_rule_rechooses_the_saved_members_and_the_forest_rule_is_the_forest(tmp_path: Path,
-                                                                                  tiny_data_dir: Path) -> None:
+def test_each_rule_rechooses_the_saved_members_and_the_forest_rule_is_the_forest(tmp_path: Path, tiny_data_dir: Path,
+                                                                                  save_auto_cell) -> None:
     data = load_dataset("bbbp", tiny_data_dir)
     rng = np.random.default_rng(0)
     scores = tmp_path / "scores"
     scores.mkdir()
     for seed in range(2):
-        members = {}
-        for part in ("valid", "test"):
-            y = data.y[data.split[part]]
-            members[f"{part}_rows"] = data.split[part]
-            members[f"{part}_forest"] = (y + rng.normal(0, 0.8, y.shape)).astype(np.float32)
-            members[f"{part}_gnn"] = (y + rng.normal(0, 1.5, y.shape)).astype(np.float32)
-        np.savez(scores / f"bbbp-auto-gin-x-100-{seed}.npz", **members)
+        save_auto_cell(scores / f"bbbp-auto-gin-x-100-{seed}.npz", data, rng)
     (scores / "notes.txt").write_text("not a cell")
 
     records = blend_rules.rechoose(scores, data_dir=tiny_data_dir)

@@ -45,17 +45,10 @@ def test_a_run_of_one_member_is_refused(small_assay: Path, tiny_pretrained: Path
 
 
 def test_a_saved_grid_cell_gets_a_linear_member_fitted_on_its_nested_subset(tmp_path: Path, tiny_data_dir: Path,
-                                                                            tiny_pretrained: Path) -> None:
+                                                                            tiny_pretrained: Path,
+                                                                            save_auto_cell) -> None:
     data = load_dataset("bbbp", tiny_data_dir)
-    rng = np.random.default_rng(0)
-    saved = {}
-    for part in ("valid", "test"):
-        y = data.y[data.split[part]]
-        saved[f"{part}_rows"] = data.split[part]
-        saved[f"{part}_forest"] = (y + rng.normal(0, 0.8, y.shape)).astype(np.float32)
-        saved[f"{part}_gnn"] = (y + rng.normal(0, 1.5, y.shape)).astype(np.float32)
-    cell = tmp_path / "bbbp-auto-gin-x-100-0.npz"
-    np.savez(cell, **saved)
+    cell = save_auto_cell(tmp_path / "bbbp-auto-gin-x-100-0.npz", data, np.random.default_rng(0))
     record = linear_member.rechoose_cell(cell, str(tiny_pretrained), data_dir=tiny_data_dir, cache={})
     assert record["dataset"] == data.info.name and record["n_labels"] == 100 and record["seed"] == 0
     assert record["metric"] == "roc_auc" and 0 <= record["linear alone"]["test"] <= 1
