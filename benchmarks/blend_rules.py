@@ -31,7 +31,6 @@ Writes benchmarks/results/blend_rules.{json,md}.
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ import numpy as np
 
 from benchmarks.harness import RESULTS, command_line, group_runs, hardware, markdown_table, mean_std_text, utc_now, \
     write_results
+from benchmarks.label_efficiency import SCORES_FILE, read_scores
 from molft.data.registry import load_dataset
 from molft.evaluate import PRIMARY_METRIC, REGRESSION, evaluate, higher_is_better, mean_std
 from molft.finetuning.ensemble import blend, choose_blend
@@ -47,7 +47,6 @@ from molft.finetuning.uncertainty import conformal_halfwidths
 
 NAME = "blend_rules"
 RULES = ("validation-best", "one-SE", "halfway", "equal", "forest")
-_FILE = re.compile(r"(?P<dataset>[a-z0-9]+)-(?P<method>.+)-(?P<labels>\d+)-(?P<seed>\d+)\.npz")
 
 
 def choose(rule: str, valid: Mapping[str, np.ndarray], y_valid: np.ndarray, task_type: str) -> dict[str, float]:
@@ -96,7 +95,7 @@ def rechoose(scores_dir: Path, *, data_dir: str | Path | None = None) -> list[di
     labels: dict[str, tuple[np.ndarray, str, str]] = {}
     records = []
     for path in sorted(scores_dir.glob("*.npz")):
-        match = _FILE.fullmatch(path.name)
+        match = SCORES_FILE.fullmatch(path.name)
         if match is None:
             continue
         dataset = match["dataset"]
@@ -104,10 +103,7 @@ def rechoose(scores_dir: Path, *, data_dir: str | Path | None = None) -> list[di
             loaded = load_dataset(dataset, data_dir)
             labels[dataset] = (loaded.y, loaded.task_type, loaded.info.name)
         y, task_type, display = labels[dataset]
-        with np.load(path, allow_pickle=False) as saved:
-            parts = {part: {key[len(part) + 1:]: saved[key] for key in saved.files
-                            if key.startswith(f"{part}_") and key != f"{part}_rows"} for part in ("valid", "test")}
-            rows = {part: saved[f"{part}_rows"] for part in ("valid", "test")}
+        rows, parts = read_scores(path)
         if "forest" not in parts["valid"] or len(parts["valid"]) < 2:
             continue  # a member run alone (e.g. ``boosted``), not an ensemble
         metric = PRIMARY_METRIC[task_type]

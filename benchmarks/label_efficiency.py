@@ -422,6 +422,20 @@ def run_gnn(data: BenchmarkDataset, method: Method, train: np.ndarray, *, seed: 
     return {"valid_metrics": metrics["valid"], "test_metrics": metrics["test"], **info}
 
 
+#: a saved cell's file name under ``label_efficiency_scores/`` (written by :func:`run_ensemble`)
+SCORES_FILE = re.compile(r"(?P<dataset>[a-z0-9]+)-(?P<method>.+)-(?P<labels>\d+)-(?P<seed>\d+)\.npz")
+
+
+def read_scores(path: Path) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    """A saved cell (:func:`run_ensemble`'s ``scores_file``): ``{"valid", "test"}`` -> its rows, and
+    ``{"valid", "test"}`` -> member kind -> scores (float64)."""
+    with np.load(path, allow_pickle=False) as saved:
+        rows = {part: saved[f"{part}_rows"] for part in ("valid", "test")}
+        members = {part: {key[len(part) + 1:]: saved[key].astype(np.float64) for key in saved.files
+                          if key.startswith(f"{part}_") and key != f"{part}_rows"} for part in ("valid", "test")}
+    return rows, members
+
+
 def run_ensemble(data: BenchmarkDataset, method: Method, train: np.ndarray, *, seed: int, max_epochs: int | None,
                  device: torch.device, scores_file: Path | None = None) -> dict[str, Any]:
     """molft's default model on ``train``: the GNN (pretrained for ``auto``, from scratch for

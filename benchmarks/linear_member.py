@@ -36,7 +36,6 @@ Writes ``benchmarks/results/linear_member.{json,md}`` (``--results-dir``).
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +46,11 @@ from benchmarks.harness import RESULTS, command_line, group_runs, hardware, hard
     markdown_table, mean_std_text, utc_now, write_results
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, evaluate, higher_is_better, mean_std
+from molft.finetuning.ensemble import EMBEDDING_MEMBER as LINEAR
 from molft.finetuning.ensemble import describe_weights
 from molft.runtime import read_json, run_metadata
 
 NAME = "linear_member"
-LINEAR = "linear"
 
 
 def saved_members(run: Path, targets: list[str], part: str, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -69,12 +68,7 @@ def saved_members(run: Path, targets: list[str], part: str, rows: np.ndarray) ->
 
 def rechoose(run: Path) -> dict[str, Any]:
     """One record: the run's choice recomputed, and the choice with a linear member added."""
-    from torch_geometric.loader import DataLoader
-
     from molft.data.assay import load_assay, split_assay
-    from molft.finetuning.frozen import fit_frozen_member
-    from molft.finetuning.member import predict_scores
-    from molft.finetuning.recipe import TargetScaler
 
     config = read_json(run / "finetune.json")
     if config.get("model", {}).get("choice") != "auto" or config.get("pretrained") in (None, "none"):
@@ -82,26 +76,38 @@ def rechoose(run: Path) -> dict[str, Any]:
     targets, task_type = list(config["targets"]), config["task_type"]
     assay = load_assay(run / "graphs", targets, task_type=task_type, progress=False)
     split = split_assay(assay, config["split"], config["split_seed"])
-    y = assay.dataset.y.numpy()
-    scaler = TargetScaler.fit(y[split["train"]]) if task_type != CLASSIFICATION else None
-    model, info = fit_frozen_member(assay.dataset, split, task_type=task_type, seed=0,
-                                    pretrained=Path(config["pretrained"]), scaler=scaler)
-    members = {}
-    for part in ("valid", "test"):
-        members[part] = saved_members(run, targets, part, assay.table.rows[split[part]])
-        recorded_kinds = list(members[part])  # a run made since auto has the member holds it already
-        members[part][LINEAR] = predict_scores(model, DataLoader(assay.dataset.subset(split[part]), batch_size=256),
-                                               task_type, scaler, "cpu")
-    metric = PRIMARY_METRIC[task_type]
+    members = {part: saved_members(run, targets, part, assay.table.rows[split[part]]) for part in ("valid", "test")}
+    recorded_kinds = list(members["valid"])  # a run made since auto has the member holds it already
+    strengths = _add_linear_member(members, assay.dataset, split, task_type, Path(config["pretrained"]))
     record: dict[str, Any] = {"run": str(run), "encoder": Path(config["pretrained"]).name,
                               "dataset": ", ".join(targets), "n_labels": int(len(split["train"])),
-                              "metric": metric, "targets": targets, "strengths": info["strengths"],
-                              **_choices(members, recorded_kinds, y, split, task_type, targets)}
+                              "metric": PRIMARY_METRIC[task_type], "targets": targets, "strengths": strengths,
+                              **_choices(members, recorded_kinds, assay.dataset.y.numpy(), split, task_type, targets)}
     recorded = config["model"]["weights"]
     if record["recorded members"]["weights"] != recorded:
         raise InputError(f"{run}: re-choosing its own members gave {record['recorded members']['weights']}, "
                          f"not the recorded {recorded}")
     return record
+
+
+def _add_linear_member(members: dict[str, dict[str, np.ndarray]], dataset: Any, split: dict[str, np.ndarray],
+                       task_type: str, encoder: Path) -> list[float]:
+    """Fit the linear member as ``molft finetune`` does (:func:`molft.finetuning.train._linear_member`:
+    instant mode's model, no bootstrap) and add its validation and test scores to ``members``; returns
+    the chosen strengths."""
+    from torch_geometric.loader import DataLoader
+
+    from molft.finetuning.frozen import fit_frozen_member
+    from molft.finetuning.member import predict_scores
+    from molft.finetuning.recipe import TargetScaler
+
+    y = dataset.y.numpy()
+    scaler = TargetScaler.fit(y[split["train"]]) if task_type != CLASSIFICATION else None
+    model, info = fit_frozen_member(dataset, split, task_type=task_type, seed=0, pretrained=encoder, scaler=scaler)
+    for part in members:
+        members[part][LINEAR] = predict_scores(model, DataLoader(dataset.subset(split[part]), batch_size=256),
+                                               task_type, scaler, "cpu")
+    return info["strengths"]
 
 
 def _choices(members: dict[str, dict[str, np.ndarray]], recorded_kinds: list[str], y: np.ndarray,
@@ -120,45 +126,29 @@ def _choices(members: dict[str, dict[str, np.ndarray]], recorded_kinds: list[str
     return out
 
 
-#: a saved cell of ``benchmarks.label_efficiency``: ``<dataset>-<method>-<labels>-<seed>.npz``
-_CELL = re.compile(r"(?P<dataset>[a-z0-9]+)-(?P<method>.+)-(?P<labels>\d+)-(?P<seed>\d+)\.npz")
-
-
 def rechoose_cell(path: Path, encoder: str, *, data_dir: Path | None, cache: dict[str, Any]) -> dict[str, Any]:
     """One saved label-efficiency ``auto`` cell (its members' scores, ``.npz``) re-blended without and
     with a linear member on ``encoder``'s frozen embedding, fitted on the cell's nested subset."""
-    from torch_geometric.loader import DataLoader
-
+    from benchmarks.label_efficiency import SCORES_FILE, read_scores
     from molft.data.registry import load_dataset
     from molft.data.splits import label_budgets
-    from molft.finetuning.frozen import fit_frozen_member
-    from molft.finetuning.member import predict_scores
-    from molft.finetuning.recipe import TargetScaler
     from molft.pretrained import resolve_pretrained
 
-    match = _CELL.fullmatch(path.name)
+    match = SCORES_FILE.fullmatch(path.name)
     if match is None:
         raise InputError(f"{path}: not a saved label-efficiency cell (<dataset>-<method>-<labels>-<seed>.npz)")
     if match["dataset"] not in cache:
         cache[match["dataset"]] = load_dataset(match["dataset"], data_dir)
     loaded = cache[match["dataset"]]
     budget, seed, task_type, y = int(match["labels"]), int(match["seed"]), loaded.task_type, loaded.y
-    with np.load(path, allow_pickle=False) as saved:
-        rows = {part: saved[f"{part}_rows"] for part in ("valid", "test")}
-        members = {part: {key[len(part) + 1:]: saved[key].astype(np.float64) for key in saved.files
-                          if key.startswith(f"{part}_") and key != f"{part}_rows"} for part in ("valid", "test")}
+    rows, members = read_scores(path)
     train = label_budgets(loaded.split["train"], y, [budget], seed=seed, task_type=task_type)[budget]
     split = {"train": train, **rows}
     recorded_kinds = list(members["valid"])
-    scaler = TargetScaler.fit(y[train]) if task_type != CLASSIFICATION else None
-    model, info = fit_frozen_member(loaded.dataset, split, task_type=task_type, seed=0,
-                                    pretrained=resolve_pretrained(encoder), scaler=scaler)
-    for part in members:
-        members[part][LINEAR] = predict_scores(model, DataLoader(loaded.dataset.subset(split[part]), batch_size=256),
-                                               task_type, scaler, "cpu")
+    strengths = _add_linear_member(members, loaded.dataset, split, task_type, resolve_pretrained(encoder))
     return {"run": path.name, "encoder": f"{match['method']} + linear:{Path(encoder).name}",
             "dataset": loaded.info.name, "n_labels": budget, "seed": seed, "metric": PRIMARY_METRIC[task_type],
-            "strengths": info["strengths"],
+            "strengths": strengths,
             **_choices(members, recorded_kinds, y, split, task_type, list(loaded.task_names))}
 
 

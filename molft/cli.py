@@ -16,6 +16,11 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 
 from molft.errors import InputError, MolftError
+from molft.pretrained import SHIPPED
+
+#: the shipped encoder names, and the one ``default`` stands for, for the help of the options that take one
+_SHIPPED_NAMES = ", ".join(f"'{name}'" for name in SHIPPED)
+_DEFAULT_IS = next(name for name, rel in SHIPPED.items() if name != "default" and rel == SHIPPED["default"])
 
 app = typer.Typer(
     name="molft",
@@ -169,7 +174,7 @@ def finetune(
     table: Annotated[Path, typer.Argument(help="Assay table (.csv, .smi, ...) or a featurized directory.")],
     target: Annotated[list[str], typer.Option("--target", "-t", help="Label column; repeat for several tasks.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
-    pretrained: Annotated[str, typer.Option(help="A shipped encoder ('default' = 'attrmask-descfp', 'attrmask-descfp-500k', 'attrmask-descfp-broad', 'descfp-zinc-full', 'attrmask', 'contextpred', 'graphmae', 'attrmask-contextpred'), a pretrained directory, or 'none'.")] = "default",
+    pretrained: Annotated[str, typer.Option(help=f"A shipped encoder ({_SHIPPED_NAMES}; 'default' = '{_DEFAULT_IS}'), a pretrained directory, or 'none'.")] = "default",
     split: Annotated[str, typer.Option(help="'scaffold', 'random', or a column holding train/valid/test.")] = "scaffold",
     model: Annotated[str, typer.Option(help="'auto' (GNN, forest and boosted members, and with a pretrained encoder a linear model on its frozen embedding; the best one or blend on validation), 'ensemble' (equal weights), or 'gnn' / 'forest' / 'boosted' / 'linear' alone.")] = "auto",
     seeds: Annotated[int, typer.Option(min=1, help="GNN members (seeds); their spread is part of the uncertainty.")] = 1,
@@ -243,7 +248,7 @@ def predict(
 @app.command()
 @friendly
 def embed(
-    model: Annotated[str, typer.Argument(help="A shipped encoder ('default', 'attrmask-descfp', 'attrmask-descfp-500k', 'attrmask-descfp-broad', 'descfp-zinc-full', 'attrmask', 'contextpred', 'graphmae', 'attrmask-contextpred'), a pretrained encoder or a fine-tuned model directory.")],
+    model: Annotated[str, typer.Argument(help=f"A shipped encoder ({_SHIPPED_NAMES}), a pretrained encoder or a fine-tuned model directory.")],
     table: Annotated[Path, typer.Argument(help="Molecules to embed (.csv, .smi, ...).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .csv or .npy.")],
     smiles_column: Annotated[str | None, typer.Option(help="Column holding SMILES (default: detected).")] = None,
