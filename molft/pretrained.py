@@ -7,9 +7,9 @@ from pathlib import Path
 from molft.errors import InputError
 from molft.runtime import PROJECT_ROOT
 
-#: shipped encoders, by name, under the project's data/ folder
+#: shipped encoders, by name, under the project's data/ folder; ``default`` was ``attrmask-descfp`` until 2026-12-04
 SHIPPED = {
-    "default": "pretrained/gin-attrmask-descfp-zinc",
+    "default": "pretrained/gin-descfp-zinc-full",
     "attrmask-descfp": "pretrained/gin-attrmask-descfp-zinc",
     "attrmask-descfp-500k": "pretrained/gin-attrmask-descfp-zinc500k",
     "attrmask-descfp-broad": "pretrained/gin-attrmask-descfp-broad",
