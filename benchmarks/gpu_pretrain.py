@@ -52,6 +52,17 @@ most a call brings back). While the machine is still warm (30 s after a call) a 
 trains on from the last checkpoint: what the 2026-12-04 lease did (benchmarks/results/gpu_pretrain/:
 first_call.md, then gpu_pretrain.md; 12,739 steps, 1.68 passes, in 15 minutes of device time).
 
+**The next lease** can continue the shipped encoder instead of starting afresh: ``--init
+descfp-zinc-full`` (its weights; the heads and the optimizer start anew, the targets are recomputed
+the same way), a larger ``--batch-size`` with a matching ``--lr`` (the 2026-12-04 step was
+latency-bound at batch 256). For that, move data/pretrained aside but for that one encoder (7.4 MB)::
+
+    mv data/pretrained /tmp/molft-pretrained-aside && mkdir -p data/pretrained \
+        && cp -r /tmp/molft-pretrained-aside/gin-descfp-zinc-full data/pretrained/
+
+which leaves about 8.6 MB of tracked and untracked files beside the 51.0 MB carried (under 67.1 MB),
+and add ``--init descfp-zinc-full`` to the second script (and to the smoke test, which then checks it).
+
 On a CPU, a small check of the whole flow (the first 3,000 molecules, two minutes)::
 
     python -m benchmarks.gpu_pretrain --max-molecules 3000 --budget 120 --workers 2 --loader-workers 2 \
@@ -219,7 +230,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"- Versions: molft {report['molft']} (git {report['git_sha'] or 'unknown'}), torch {report['torch']}, "
         f"torch_geometric {report['torch_geometric']}, rdkit {report['rdkit']}, Python {report['python']}.",
         f"- Objectives `{settings['objectives']}` (descriptors: `{settings['descriptors']}`, fingerprint: "
-        f"`{settings['fingerprint']}`) from a fresh GIN {settings['num_layers']} x {settings['hidden_dim']}; batch "
+        f"`{settings['fingerprint']}`) from "
+        + (f"the encoder `{settings['init']}`" if settings.get("init") else "a fresh GIN")
+        + f" {settings['num_layers']} x {settings['hidden_dim']}; batch "
         f"{settings['batch_size']}, AdamW lr {settings['lr']:g} constant, seed {settings['seed']}; "
         f"{settings['loader_workers']} data-loader processes.",
         f"- Corpus: {', '.join(Path(f['file']).name for f in report['corpus'])}: {molecules['read']:,} rows, "
@@ -272,7 +285,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         batch_size=args.batch_size, lr=args.lr, lr_schedule="constant", time_limit_s=time_limit, device=args.device,
         seed=args.seed, num_workers=args.loader_workers, featurize_workers=args.workers,
         checkpoint_every_steps=args.checkpoint_every_steps, log_every_steps=args.log_every_steps,
-        resume=args.resume, progress=False,
+        init=args.init, resume=args.resume, progress=False,
     )
     trained_at = time.perf_counter()
     print(f"trained {result.steps:,} steps in {result.train_seconds:.1f} s (stopped by {result.stopped_by})",
@@ -294,7 +307,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
             "num_layers": args.num_layers, "hidden_dim": args.hidden_dim, "batch_size": args.batch_size,
             "lr": args.lr, "lr_schedule": "constant", "epochs": args.epochs, "seed": args.seed,
             "budget_s": args.budget, "reserve_s": args.reserve, "workers": args.workers,
-            "loader_workers": args.loader_workers, "max_molecules": args.max_molecules,
+            "loader_workers": args.loader_workers, "max_molecules": args.max_molecules, "init": args.init,
         },
         "corpus": corpus,
         "targets": targets,
@@ -345,6 +358,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--epochs", type=int, default=100, help="at most this many passes (the budget ends it first)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", default=None,
+                        help="start from this encoder (a shipped name such as descfp-zinc-full, or a directory): "
+                             "another stage of the same targets, e.g. more passes for the shipped GPU encoder")
     parser.add_argument("--checkpoint-every-steps", type=int, default=2000)
     parser.add_argument("--log-every-steps", type=int, default=50)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")

@@ -26,8 +26,11 @@ model seed. Methods:
   chosen on validation (:func:`molft.finetuning.choice.choose_model`), ``auto:<directory name>``;
   each run records the weights chosen, every member's scores, and the intervals' test coverage or
   the calibration; the forest member is the ``rf`` method's forest (same setting, seed and labels).
-  It does not yet have ``molft finetune``'s fourth member, the linear model on the frozen encoder
-  (:data:`ENSEMBLE_SETTINGS` names the members: adding it makes a new method whose cells run again);
+  since 2026-12-04 it also has ``molft finetune``'s fourth member, the linear model on the frozen
+  encoder (:data:`AUTO_SETTINGS`). A cell recorded with the three members before
+  (:data:`EARLIER_AUTO_SETTINGS`) whose members' scores were saved is completed rather than run
+  again: its GNN, forest and boosted scores are read back, only the linear member is fitted, the
+  choice is made anew, and the run records where its members came from (``reused_members``);
 * ``auto-scratch``: the same with the GIN from scratch, so the table shows what pretraining adds
   inside the ensemble;
 * ``boosted``: the LightGBM member alone (:data:`molft.finetuning.trees.BOOSTED_SETTINGS`).
@@ -72,6 +75,7 @@ from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, evaluate, higher_is_better, mean_std
 from molft.featurize.molecule import HeadFeatures, molecule_features, parse_molecule_features
 from molft.finetuning.choice import choose_model
+from molft.finetuning.ensemble import EMBEDDING_MEMBER
 from molft.finetuning.frozen import fit_frozen_member
 from molft.finetuning.trees import BOOSTED_SETTINGS, TREE_KINDS, feature_matrix, fit_tree_member
 from molft.finetuning.recipe import Recipe, TargetScaler, choose_recipe
@@ -96,6 +100,7 @@ from benchmarks.harness import (
     markdown_table,
     mean_std_text,
     read_runs,
+    run_key,
     run_cells,
     start,
     text_table,
@@ -344,7 +349,7 @@ def resolve_methods(
         if kind in ("pretrained", "frozen", "auto"):
             for (directory, config, digest), name in zip(encoders, names):
                 settings = f"encoder={digest}" + (f";{epochs}" if kind != "frozen" else f";{FROZEN_SETTINGS}")
-                settings += f";{ENSEMBLE_SETTINGS}" if kind == "auto" else ""
+                settings += f";{AUTO_SETTINGS}" if kind == "auto" else ""
                 if kind == "frozen":
                     methods.append(Method(f"{kind}:{name}", kind, directory, config, settings))
                 else:
@@ -388,8 +393,13 @@ def _recorded_methods(spec: str, kinds: Sequence[str], recorded: Sequence[dict[s
 # one run
 
 
-#: what fixes an ensemble method's choice, part of its resume key
+#: what fixes an ensemble method's choice, part of its resume key (``auto-scratch``: no frozen embedding)
 ENSEMBLE_SETTINGS = "members=gnn,forest,boosted;grid=0.25;rule=one-se;coverage=0.9"
+#: ``auto`` from a pretrained encoder: ``molft finetune --model auto``'s four members
+AUTO_SETTINGS = "members=gnn,forest,boosted,linear;grid=0.25;rule=one-se;coverage=0.9"
+#: ``auto`` as recorded before it had the linear member (the first under the earlier blend rule);
+#: such a cell's saved members complete the four-member run of the same cell
+EARLIER_AUTO_SETTINGS = (ENSEMBLE_SETTINGS, "members=gnn,forest,boosted;grid=0.25;coverage=0.9")
 #: instant mode's strength choice (part of the resume key: runs under the earlier validation-best choice are not reused)
 FROZEN_SETTINGS = "strength=one-se-regression"
 
@@ -437,27 +447,44 @@ def read_scores(path: Path) -> tuple[dict[str, np.ndarray], dict[str, dict[str, 
 
 
 def run_ensemble(data: BenchmarkDataset, method: Method, train: np.ndarray, *, seed: int, max_epochs: int | None,
-                 device: torch.device, scores_file: Path | None = None) -> dict[str, Any]:
+                 device: torch.device, scores_file: Path | None = None,
+                 earlier: dict[str, Any] | None = None) -> dict[str, Any]:
     """molft's default model on ``train``: the GNN (pretrained for ``auto``, from scratch for
-    ``auto-scratch``) and the forest and boosted members, chosen or blended on validation exactly
-    as ``molft finetune --model auto`` does (:func:`molft.finetuning.choice.choose_model`); or, for
-    ``boosted``, that member alone. Each member's own scores are recorded beside the choice, and
-    with ``scores_file`` every member's validation and test scores are saved there (``.npz``:
-    ``<part>_<member>`` and ``<part>_rows``), so another choice rule can be evaluated on the same
-    members without training them again."""
+    ``auto-scratch``), the forest and boosted members and, for ``auto``, the linear model on the
+    frozen encoder (instant mode's, seed 0, as ``molft finetune`` fits it), chosen or blended on
+    validation exactly as ``molft finetune --model auto`` does
+    (:func:`molft.finetuning.choice.choose_model`); or, for ``boosted``, that member alone. Each
+    member's own scores are recorded beside the choice, and with ``scores_file`` every member's
+    validation and test scores are saved there (``.npz``: ``<part>_<member>`` and ``<part>_rows``),
+    so another choice rule can be evaluated on the same members without training them again.
+
+    ``earlier``: the three-member record of this ``auto`` cell; when ``scores_file`` holds its
+    members (same rows, the recorded GNN test score), they are read back instead of trained."""
     split, task_type = data.split(train), data.base.task_type
     member_scores: dict[str, dict[str, np.ndarray]] = {"valid": {}, "test": {}}
     info: dict[str, Any] = {}
-    if method.kind != "boosted":
-        gnn, info = gnn_scores(data, method, train, seed=seed, max_epochs=max_epochs, device=device)
+    saved = _earlier_members(earlier, scores_file, data, split) if method.kind == "auto" else None
+    if saved is not None:
+        member_scores = saved
+        info = {key: earlier[key] for key in ("best_epoch", "epochs_run", "recipe", "max_epochs", "patience")
+                if key in earlier}
+        info["reused_members"] = {"settings": earlier["settings"], "finished_at": earlier["finished_at"],
+                                  "wall_s": earlier["wall_s"]}
+    else:
+        if method.kind != "boosted":
+            gnn, info = gnn_scores(data, method, train, seed=seed, max_epochs=max_epochs, device=device)
+            for part in member_scores:
+                member_scores[part]["gnn"] = gnn[part]
+        kinds = ("boosted",) if method.kind == "boosted" else tuple(TREE_KINDS)
+        for kind in kinds:
+            member = fit_tree_member(kind, feature_matrix(data.molecule_arrays(), kind), data.y, split,
+                                     task_type=task_type, seed=seed)
+            for part in member_scores:
+                member_scores[part][kind] = member.predict(feature_matrix(data.molecule_arrays(), kind)[split[part]])
+    if method.kind == "auto":
+        linear, _ = gnn_scores(data, replace(method, kind="frozen"), train, seed=0, max_epochs=None, device=device)
         for part in member_scores:
-            member_scores[part]["gnn"] = gnn[part]
-    kinds = ("boosted",) if method.kind == "boosted" else tuple(TREE_KINDS)
-    for kind in kinds:
-        member = fit_tree_member(kind, feature_matrix(data.molecule_arrays(), kind), data.y, split,
-                                 task_type=task_type, seed=seed)
-        for part in member_scores:
-            member_scores[part][kind] = member.predict(feature_matrix(data.molecule_arrays(), kind)[split[part]])
+            member_scores[part][EMBEDDING_MEMBER] = linear[part]
     chosen = choose_model(member_scores, data.y, split, task_type=task_type,
                           model="boosted" if method.kind == "boosted" else "auto", coverage=0.9,
                           targets=list(data.base.task_names))
@@ -472,6 +499,35 @@ def run_ensemble(data: BenchmarkDataset, method: Method, train: np.ndarray, *, s
     uncertainty = {k: chosen.metrics[k] for k in ("intervals", "calibration") if k in chosen.metrics}
     return {"valid_metrics": metrics["valid"], "test_metrics": metrics["test"], **info, "model_seed": seed,
             "weights": chosen.weights, "members": members, **uncertainty}
+
+
+def _earlier_auto_runs(records: Sequence[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """Three-member ``auto`` runs by the resume key of the four-member run of the same cell
+    (the latest run where a cell has several)."""
+    earlier: dict[tuple, dict[str, Any]] = {}
+    for record in sorted(records, key=lambda r: r.get("finished_at", "")):
+        for settings in EARLIER_AUTO_SETTINGS:
+            if record.get("kind") == "auto" and f";{settings}" in record["settings"]:
+                earlier[run_key({**record, "settings": record["settings"].replace(settings, AUTO_SETTINGS)})] = record
+    return earlier
+
+
+def _earlier_members(earlier: dict[str, Any] | None, scores_file: Path | None, data: BenchmarkDataset,
+                     split: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]] | None:
+    """The GNN, forest and boosted scores an earlier three-member run of this cell saved, or None
+    when there is no such run or its file no longer matches it."""
+    if earlier is None or scores_file is None or not scores_file.is_file():
+        return None
+    rows, members = read_scores(scores_file)
+    if any(not np.array_equal(rows[part], split[part]) for part in rows):
+        return None
+    if any(set(members[part]) < {"gnn", *TREE_KINDS} for part in members):
+        return None
+    gnn_test = _metrics(data.y[split["test"]], members["test"]["gnn"], data.base.task_type).get(data.base.metric)
+    recorded = earlier.get("members", {}).get("gnn", {}).get("test", {}).get(data.base.metric)
+    if recorded is None or gnn_test is None or not math.isclose(gnn_test, recorded, rel_tol=1e-4, abs_tol=1e-4):
+        return None  # saved at float32: equal to about 1e-6
+    return {part: {kind: members[part][kind] for kind in ("gnn", *TREE_KINDS)} for part in members}
 
 
 def gnn_scores(data: BenchmarkDataset, method: Method, train: np.ndarray, *, seed: int, max_epochs: int | None,
@@ -871,17 +927,19 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         lines += markdown_table(header, table, right_from=2)
     if result.get("ensembles"):
         lines += ["", "## molft's default model: its members and its choice", "",
-                  "`auto` (pretrained GNN) and `auto-scratch` (GNN from scratch): the blend chosen on validation "
+                  "`auto` (pretrained GNN, and since 2026-12-04 the linear model on the frozen encoder) and "
+                  "`auto-scratch` (GNN from scratch): the blend chosen on validation "
                   "(`molft finetune --model auto`), each member alone on the same split and seed, the mean weight "
                   "each member got, the seeds where the choice was at least as good as the forest member alone "
                   "(the Morgan forest, the same as `rf`), and the test coverage of the stated 90% intervals "
                   "(regression; one value per seed).", "",
                   "| dataset | labels | method | seeds | chosen | GNN alone | forest alone | boosted alone | "
-                  "mean weights (GNN / forest / boosted) | ≥ forest | 90% coverage |",
-                  "|---|---:|---|---:|---:|---:|---:|---:|---|---:|---|"]
+                  "linear alone | mean weights (GNN / forest / boosted / linear) | ≥ forest | 90% coverage |",
+                  "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---|"]
+        kinds = ("gnn", "forest", "boosted", EMBEDDING_MEMBER)
         for row in result["ensembles"]:
-            members = [mean_std_text(*row["members"].get(k, (None, None))) for k in ("gnn", "forest", "boosted")]
-            weights = " / ".join(f"{row['weights'].get(k, 0.0):.2f}" for k in ("gnn", "forest", "boosted"))
+            members = [mean_std_text(*row["members"].get(k, (None, None))) for k in kinds]
+            weights = " / ".join(f"{row['weights'].get(k, 0.0):.2f}" for k in kinds)
             coverage = ", ".join(f"{c:.0%}" for c in row["interval_coverage"]) or "—"
             lines.append(f"| {row['dataset']} | {row['n_labels']:,} | {row['method']} | {row['seeds']} | "
                          f"{mean_std_text(*row['test'])} | {' | '.join(members)} | {weights} | "
@@ -1006,6 +1064,7 @@ def run_benchmark(
 
     subsets_cache: dict[tuple[str, int], dict[int, np.ndarray]] = {}
     scores_dir = results_dir / f"{NAME}_scores"
+    earlier_auto = {} if report_only else _earlier_auto_runs(read_runs(runs_file))
 
     def run(cell: Cell) -> dict[str, Any]:
         data, budget, seed, method = cell.task
@@ -1018,7 +1077,7 @@ def run_benchmark(
         elif method.kind in ("auto", "auto-scratch", "boosted"):
             scores_file = scores_dir / re.sub(r"[^a-z0-9.]+", "-", f"{data.name}-{method.name}-{budget}-{seed}.npz".lower())
             outcome = run_ensemble(data, method, train, seed=seed, max_epochs=max_epochs, device=device_,
-                                   scores_file=scores_file)
+                                   scores_file=scores_file, earlier=earlier_auto.get(run_key(cell.fields)))
         else:
             outcome = run_baseline(data, method, train, seed=seed, max_epochs=max_epochs, device=device_,
                                    rf_jobs=rf_jobs)

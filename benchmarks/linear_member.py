@@ -28,7 +28,7 @@ model directories under ``runs/builtin_assay/auto-NAME/seed-*``::
 or on the label-efficiency grid's saved ``auto`` cells, whose GNN, forest and boosted scores
 ``benchmarks.label_efficiency`` keeps (the linear member is fitted on each cell's nested subset)::
 
-    python -m benchmarks.linear_member --cells benchmarks/results/label_efficiency_scores/*-auto-gin-attrmask-descfp-zinc-*.npz --encoder default
+    python -m benchmarks.linear_member --cells benchmarks/results/label_efficiency_scores/*-auto-gin-attrmask-descfp-zinc-*.npz --encoder attrmask-descfp
 
 Writes ``benchmarks/results/linear_member.{json,md}`` (``--results-dir``).
 """

@@ -59,3 +59,16 @@ def test_a_spent_budget_still_trains_one_step_and_says_the_time_limit_ended_it(s
 def test_training_gets_what_the_budget_has_left():
     assert train_time_limit(510, 20, 130.5) == 359.5
     assert train_time_limit(120, 20, 150) == 0.0
+
+
+def test_a_run_can_start_from_a_pretrained_encoder(smiles_csv, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    main(["--corpus", str(smiles_csv), "--out", str(first), "--work", str(tmp_path / "w1"), "--budget", "0", *TINY])
+    main(["--corpus", str(smiles_csv), "--out", str(second), "--work", str(tmp_path / "w2"), "--budget", "0",
+          "--init", str(first / "encoder"), *TINY])
+
+    assert json.loads((second / "gpu_pretrain.json").read_text())["settings"]["init"] == str(first / "encoder")
+    assert f"from the encoder `{first / 'encoder'}`" in (second / "gpu_pretrain.md").read_text()
+    record = load_encoder(second / "encoder")[1]["extra"]["pretraining"]
+    assert Path(record["init"]["path"]).resolve() == (first / "encoder").resolve()  # both stages recorded
+    assert record["init"]["pretraining"]["objectives"] == "descriptors:1,fingerprint:1"

@@ -20,6 +20,8 @@ import pytest
 from benchmarks.baselines import chemprop_unavailable, fit_random_forest, morgan_fingerprints, run_chemprop
 from benchmarks.harness import add_runs, read_runs
 from benchmarks.label_efficiency import (
+    AUTO_SETTINGS,
+    ENSEMBLE_SETTINGS,
     _feature_weight,
     effective_budgets,
     headline,
@@ -128,18 +130,48 @@ def test_regression_dataset_reports_rmse(tmp_path: Path, tiny_data_dir: Path) ->
 
 def test_ensemble_methods_run_molfts_default_model_and_record_its_members(tmp_path: Path, tiny_data_dir: Path,
                                                                          encoder_dir: Path) -> None:
-    result = run_benchmark(["bbbp", "lipo"], budgets=[60], seeds=1, methods=["auto", "auto-scratch", "boosted", "rf"],
+    result = run_benchmark(["bbbp", "lipo"], budgets=[60], seeds=1,
+                           methods=["auto", "auto-scratch", "boosted", "rf", "frozen"],
                            pretrained=[str(encoder_dir)], max_epochs=2, device="cpu", data_dir=tiny_data_dir,
                            results_dir=tmp_path, progress=False)
     runs = {(r["dataset"], r["kind"]): r for r in result["runs"]}
-    assert {kind for _, kind in runs} == {"auto", "auto-scratch", "boosted", "rf"}
+    assert {kind for _, kind in runs} == {"auto", "auto-scratch", "boosted", "rf", "frozen"}
     for dataset in ("BBBP", "Lipophilicity"):
         auto = runs[(dataset, "auto")]
-        assert set(auto["members"]) == {"gnn", "forest", "boosted"} and sum(auto["weights"].values()) == pytest.approx(1)
-        # the forest member is the rf baseline itself (same setting, same seed, same labels)
+        assert set(auto["members"]) == {"gnn", "forest", "boosted", "linear"}
+        assert sum(auto["weights"].values()) == pytest.approx(1)
+        assert set(runs[(dataset, "auto-scratch")]["members"]) == {"gnn", "forest", "boosted"}
+        # the forest member is the rf baseline itself, the linear member instant mode's model
         assert auto["members"]["forest"]["test"] == pytest.approx(runs[(dataset, "rf")]["test_metrics"])
+        assert auto["members"]["linear"]["test"] == pytest.approx(runs[(dataset, "frozen")]["test_metrics"])
         assert runs[(dataset, "boosted")]["weights"] == {"boosted": 1.0}
     assert "intervals" in runs[("Lipophilicity", "auto")] and "calibration" in runs[("BBBP", "auto")]
+
+
+def test_a_three_member_auto_cell_is_completed_from_its_saved_members(tmp_path: Path, tiny_data_dir: Path,
+                                                                        encoder_dir: Path) -> None:
+    options = dict(budgets=[60], seeds=1, methods=["auto"], pretrained=[str(encoder_dir)], max_epochs=2,
+                   device="cpu", data_dir=tiny_data_dir, results_dir=tmp_path, progress=False)
+    (fresh,) = run_benchmark(["lipo"], **options)["runs"]
+    runs_file = tmp_path / "label_efficiency_runs.jsonl"
+    # the same cell as recorded before auto had the linear member: three members, earlier settings
+    earlier = {**fresh, "settings": fresh["settings"].replace(AUTO_SETTINGS, ENSEMBLE_SETTINGS),
+               "members": {k: v for k, v in fresh["members"].items() if k != "linear"}}
+    runs_file.write_text(json.dumps(earlier) + "\n")
+    (completed,) = run_benchmark(["lipo"], **options)["runs"]
+    assert completed["settings"] == fresh["settings"]
+    assert completed["reused_members"]["settings"] == earlier["settings"]
+    # the members' scores were saved at float32: equal to about 1e-6
+    assert {k: m["test"]["rmse"] for k, m in completed["members"].items()} == pytest.approx(
+        {k: m["test"]["rmse"] for k, m in fresh["members"].items()}, rel=1e-5)
+    assert completed["weights"] == fresh["weights"] and completed["best_epoch"] == fresh["best_epoch"]
+    assert completed["test"] == pytest.approx(fresh["test"], rel=1e-5)
+
+    # a saved file that is not the recorded run's members is not used: the cell runs afresh
+    changed = {**earlier, "members": {**earlier["members"], "gnn": {"valid": {}, "test": {"rmse": 99.0}}}}
+    runs_file.write_text(json.dumps(changed) + "\n")
+    (rerun,) = run_benchmark(["lipo"], **options)["runs"]
+    assert "reused_members" not in rerun and rerun["members"] == fresh["members"] and rerun["test"] == fresh["test"]
 
 
 def test_head_features_feed_the_gnn_heads_and_name_the_methods(tmp_path: Path, tiny_data_dir: Path,
