@@ -26,11 +26,12 @@ model seed. Methods:
   chosen on validation (:func:`molft.finetuning.choice.choose_model`), ``auto:<directory name>``;
   each run records the weights chosen, every member's scores, and the intervals' test coverage or
   the calibration; the forest member is the ``rf`` method's forest (same setting, seed and labels).
-  since 2026-12-04 it also has ``molft finetune``'s fourth member, the linear model on the frozen
+  Since 2026-12-04 it also has ``molft finetune``'s fourth member, the linear model on the frozen
   encoder (:data:`AUTO_SETTINGS`). A cell recorded with the three members before
   (:data:`EARLIER_AUTO_SETTINGS`) whose members' scores were saved is completed rather than run
   again: its GNN, forest and boosted scores are read back, only the linear member is fitted, the
-  choice is made anew, and the run records where its members came from (``reused_members``);
+  choice is made anew, and the run records where its members came from (``reused_members``, with
+  the earlier run's ``wall_s``; its own ``wall_s`` is the completion's);
 * ``auto-scratch``: the same with the GIN from scratch, so the table shows what pretraining adds
   inside the ensemble;
 * ``boosted``: the LightGBM member alone (:data:`molft.finetuning.trees.BOOSTED_SETTINGS`).
@@ -521,7 +522,7 @@ def _earlier_members(earlier: dict[str, Any] | None, scores_file: Path | None, d
     rows, members = read_scores(scores_file)
     if any(not np.array_equal(rows[part], split[part]) for part in rows):
         return None
-    if any(set(members[part]) < {"gnn", *TREE_KINDS} for part in members):
+    if any(not {"gnn", *TREE_KINDS} <= set(members[part]) for part in members):
         return None
     gnn_test = _metrics(data.y[split["test"]], members["test"]["gnn"], data.base.task_type).get(data.base.metric)
     recorded = earlier.get("members", {}).get("gnn", {}).get("test", {}).get(data.base.metric)
