@@ -1058,7 +1058,7 @@ def print_tables(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoders", type=comma_list, default=["default"],
-                        help="shipped names (default, contextpred, graphmae, attrmask-contextpred), NAME=PATH or PATH, "
+                        help=f"shipped names ({', '.join(SHIPPED)}), NAME=PATH or PATH, "
                              "each optionally @all (every layer pooled, as molft embed --layers all); comma-separated")
     parser.add_argument("--peers", type=comma_list, default=[], help=f"optional peers: {', '.join(PEERS)}")
     parser.add_argument("--tasks", type=comma_list, default=list(DEFAULT_TASKS),
