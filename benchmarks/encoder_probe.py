@@ -47,8 +47,8 @@ import math
 import sys
 import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,13 +93,12 @@ from molft.data.dataset import GraphDataset
 from molft.data.featurized import file_sha256
 from molft.data.registry import LoadedDataset
 from molft.data.splits import scaffold_split
-from molft.embedding import LAYERS, read_layers
+from molft.embedding import READOUT_CHOICES, parse_readout, readout_model
 from molft.errors import InputError
 from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, REGRESSION, evaluate, higher_is_better, improves, mean_std, task_metric
 from molft.featurize.graph import featurize_many
 from molft.featurize.molecule import FeatureScaler, RDKitDescriptors, molecule_features
 from molft.io import write_text_atomic
-from molft.models.heads import PropertyModel
 from molft.pretrained import SHIPPED, resolve_pretrained
 from molft.runtime import resolve_device, run_metadata
 from molft.training import predict_batches
@@ -116,6 +115,8 @@ FIXED_WEIGHT = 0.3
 #: the embedding model's weights ``blend-chosen`` picks from on validation (0 = the forest alone)
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 PATHS = ("linear", "blend-fixed", "blend-chosen")
+#: ``@chosen``: the linear probe chooses among the readouts of :data:`molft.embedding.READOUT_CHOICES`
+CHOSEN = "chosen"
 #: optional reference fingerprints beside the encoders: MiniMol's (a foundation model, an extra
 #: package) and RDKit's 2D descriptors (the target the descriptor objective regresses)
 PEERS = ("minimol", "rdkit2d")
@@ -147,15 +148,17 @@ class LinearProbe:
         test: [num_test, num_tasks] the same on test.
         strengths: the strength chosen per task (None for a task predicted as a constant).
         constant_tasks: tasks without two classes (or any label) in training: predicted as a constant.
+        readouts: the feature view chosen per task (None for one view, or a constant task).
     """
 
     valid: np.ndarray
     test: np.ndarray
     strengths: list[float | None]
     constant_tasks: list[int]
+    readouts: list[str | None] = field(default_factory=list)
 
 
-def standardize(features: np.ndarray, train: np.ndarray) -> np.ndarray:
+def standardize(features: np.ndarray, train: np.ndarray, *, clip: float | None = None) -> np.ndarray:
     """Features centred and scaled with the training rows' mean and std; missing (NaN) rows become 0.
 
     A feature (almost) constant on the training rows is centred only, as molft's frozen mode does.
@@ -163,6 +166,9 @@ def standardize(features: np.ndarray, train: np.ndarray) -> np.ndarray:
     Args:
         features: [num_molecules, dim]; a molecule a peer could not embed is a row of NaN.
         train: the training rows' indices.
+        clip: clip the standardized values to [-clip, clip] (None: no clipping). A feature that is
+            almost always 0 on the training rows (a max-pooled one) has a tiny std, and a test molecule
+            where it is not would otherwise get a value in the thousands.
 
     Returns:
         [num_molecules, dim] float64.
@@ -174,42 +180,51 @@ def standardize(features: np.ndarray, train: np.ndarray) -> np.ndarray:
         return np.zeros_like(features)
     mean, std = rows.mean(axis=0), rows.std(axis=0)
     std = np.where(std > 1e-4, std, 1.0)
-    return np.nan_to_num((features - mean) / std, nan=0.0)
+    standard = np.nan_to_num((features - mean) / std, nan=0.0)
+    return standard if clip is None else np.clip(standard, -clip, clip)
 
 
 def fit_linear_probe(
-    features: np.ndarray,
+    features: np.ndarray | Mapping[str, np.ndarray],
     y: np.ndarray,
     split: dict[str, np.ndarray],
     *,
     task_type: str,
     strengths: Sequence[float] = STRENGTHS,
+    clip: float | None = None,
 ) -> LinearProbe:
     """One linear model per task on the standardized features; its strength chosen on validation.
 
     Logistic regression (``C`` = strength, balanced class weights) for classification, ridge
     (``alpha`` = strength) for regression, each fitted on the task's labelled training rows.
     Strengths are tried from the strongest regularization to the weakest, and a tie keeps the
-    stronger one. Deterministic.
+    stronger one. Given several feature views (readouts of one encoder), the view is chosen on
+    validation together with the strength (a tie keeps the earlier view). Deterministic.
 
     Args:
-        features: [num_molecules, dim] embeddings (NaN rows: molecules without an embedding).
+        features: [num_molecules, dim] embeddings (NaN rows: molecules without an embedding), or
+            view name -> such a matrix.
         y: [num_molecules, num_tasks] labels, NaN = missing.
         split: ``{"train", "valid", "test"}`` -> indices into ``features`` and ``y``.
         task_type: ``"classification"`` or ``"regression"``.
         strengths: the grid.
+        clip: clip the standardized features (:func:`standardize`).
     """
     if task_type not in (CLASSIFICATION, REGRESSION):
         raise InputError(f"task_type must be {CLASSIFICATION!r} or {REGRESSION!r}; got {task_type!r}")
+    views = dict(features) if isinstance(features, Mapping) else {None: features}
+    if not views:
+        raise InputError("fit_linear_probe: no features given")
     y = np.asarray(y, dtype=np.float64)
     y = y[:, None] if y.ndim == 1 else y
-    x = standardize(features, split["train"])
+    standard = {name: standardize(matrix, split["train"], clip=clip) for name, matrix in views.items()}
     train, valid, test = split["train"], split["valid"], split["test"]
     metric = PRIMARY_METRIC[task_type]
     # strongest regularization first: small C, large alpha
     order = sorted(strengths) if task_type == CLASSIFICATION else sorted(strengths, reverse=True)
     scores = {"valid": np.zeros((len(valid), y.shape[1])), "test": np.zeros((len(test), y.shape[1]))}
     chosen: list[float | None] = []
+    chosen_views: list[str | None] = []
     constant = []
     for task in range(y.shape[1]):
         rows = train[~np.isnan(y[train, task])]
@@ -219,26 +234,30 @@ def fit_linear_probe(
             for part in scores:
                 scores[part][:, task] = value
             chosen.append(None)
+            chosen_views.append(None)
             constant.append(task)
             continue
-        best: tuple[float, float, Any] | None = None
-        for strength in order:
-            model = (LogisticRegression(C=strength, class_weight="balanced", max_iter=2000)
-                     if task_type == CLASSIFICATION else Ridge(alpha=strength))
-            with warnings.catch_warnings():
-                # weak strengths on 100 molecules x 300 features: ill-conditioned or slow to converge;
-                # the fit is still a fit, and validation decides among strengths
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                warnings.simplefilter("ignore", LinAlgWarning)
-                model.fit(x[rows], labels.astype(int) if task_type == CLASSIFICATION else labels)
-            score = task_metric(metric, y[valid, task], _predict(model, x[valid], task_type))
-            if best is None or improves(score, best[0], metric):
-                best = (score, strength, model)
+        best: tuple[float, float, Any, str | None] | None = None
+        for view, x in standard.items():
+            for strength in order:
+                model = (LogisticRegression(C=strength, class_weight="balanced", max_iter=2000)
+                         if task_type == CLASSIFICATION else Ridge(alpha=strength))
+                with warnings.catch_warnings():
+                    # weak strengths on 100 molecules x 300 features: ill-conditioned or slow to converge;
+                    # the fit is still a fit, and validation decides among strengths
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    warnings.simplefilter("ignore", LinAlgWarning)
+                    model.fit(x[rows], labels.astype(int) if task_type == CLASSIFICATION else labels)
+                score = task_metric(metric, y[valid, task], _predict(model, x[valid], task_type))
+                if best is None or improves(score, best[0], metric):
+                    best = (score, strength, model, view)
         assert best is not None
+        x = standard[best[3]]
         scores["valid"][:, task] = _predict(best[2], x[valid], task_type)
         scores["test"][:, task] = _predict(best[2], x[test], task_type)
         chosen.append(best[1])
-    return LinearProbe(scores["valid"], scores["test"], chosen, constant)
+        chosen_views.append(best[3])
+    return LinearProbe(scores["valid"], scores["test"], chosen, constant, chosen_views)
 
 
 def _predict(model: Any, x: np.ndarray, task_type: str) -> np.ndarray:
@@ -334,7 +353,9 @@ class Encoder:
         directory: the encoder directory (encoders only).
         vocabulary: the feature vocabulary of its input graphs (encoders only).
         settings: what fixes its embeddings (weights digest, package version); part of the run key.
-        layers: what its embedding pools (:data:`molft.embedding.LAYERS`: ``last`` or ``all``).
+        readout: what its embedding reads (:func:`molft.embedding.parse_readout`: ``last``, ``all``,
+            ``all:mean+max``...), or ``chosen`` (:data:`CHOSEN`: each of
+            :data:`molft.embedding.READOUT_CHOICES`, the linear probe choosing one on validation).
     """
 
     name: str
@@ -342,13 +363,28 @@ class Encoder:
     directory: Path | None = None
     vocabulary: str | None = None
     settings: str = ""
-    layers: str = "last"
+    readout: str = "last"
+
+    def readouts(self) -> tuple[str, ...]:
+        """The readouts the linear probe sees (several for ``chosen``)."""
+        return READOUT_CHOICES if self.readout == CHOSEN else (self.readout,)
+
+
+def readout_settings(readout: str) -> str:
+    """The settings part that names ``readout`` (``last`` adds nothing, ``all`` keeps its earlier
+    ``;layers=all`` so earlier runs stay valid)."""
+    if readout == CHOSEN:
+        return f";pool=chosen({'|'.join(READOUT_CHOICES)})"
+    layers, pooling = parse_readout(readout)
+    return (f";pool={pooling}" if pooling != "mean" else "") + (f";layers={layers}" if layers != "last" else "")
 
 
 def parse_encoders(specs: Sequence[str], *, recorded: Sequence[dict[str, Any]] = ()) -> list[Encoder]:
     """``--encoders``: shipped names (``default``, ``contextpred``...), ``NAME=PATH`` or a bare PATH,
-    each optionally ending in ``@all`` (pool every layer's output, concatenated, as ``molft embed
-    --layers all``; the name keeps the suffix) or ``@last`` (the default).
+    each optionally ending in ``@READOUT``: ``@all`` (pool every layer's output, concatenated, as
+    ``molft embed --layers all``), ``@all:mean+max`` (and max-pooled, as ``--pooling mean+max``),
+    ``@chosen`` (the linear probe chooses among :data:`molft.embedding.READOUT_CHOICES` on
+    validation) or ``@last`` (the default); the name keeps the suffix.
 
     A bare path is named after its directory; any directory holding ``config.json`` and
     ``model.safetensors`` works (e.g. a pretraining run's ``checkpoint/encoder``). An encoder
@@ -360,11 +396,15 @@ def parse_encoders(specs: Sequence[str], *, recorded: Sequence[dict[str, Any]] =
     """
     encoders: list[Encoder] = []
     for spec in specs:
-        spec, _, layers = spec.partition("@")
-        layers = layers.strip() or "last"
-        if layers not in LAYERS:
-            raise InputError(f"--encoders {spec}@{layers}: choose @{' or @'.join(LAYERS)}")
-        suffix = "" if layers == "last" else f"@{layers}"
+        spec, _, readout = spec.partition("@")
+        readout = readout.strip() or "last"
+        if readout != CHOSEN:
+            try:
+                parse_readout(readout)
+            except InputError as error:
+                raise InputError(f"--encoders {spec}@{readout}: choose @last, @all, @LAYERS:POOLING (@all:mean+max) "
+                                 f"or @{CHOSEN} ({error})") from None
+        suffix = "" if readout == "last" else f"@{readout}"
         if "=" in spec:
             name, _, path = spec.partition("=")
             name, path = name.strip(), path.strip()
@@ -384,7 +424,7 @@ def parse_encoders(specs: Sequence[str], *, recorded: Sequence[dict[str, Any]] =
         digest = file_sha256(directory / "model.safetensors")[:12]
         jk = "" if encoder.config.jk == "last" else f";jk={encoder.config.jk}"  # layers read (no weights of their own)
         encoders.append(Encoder(name, "encoder", directory, encoder.config.vocabulary,
-                                f"encoder={digest};pool=mean{jk}" + (f";layers={layers}" if suffix else ""), layers))
+                                f"encoder={digest};pool=mean{jk}" + readout_settings(readout), readout))
     names = [e.name for e in encoders]
     doubled = sorted({n for n in names if names.count(n) > 1})
     if doubled:
@@ -401,9 +441,12 @@ def recorded_encoder(name: str, path: str, runs: Sequence[dict[str, Any]]) -> En
         return None
     latest = max(mine, key=lambda r: r.get("finished_at", ""))
     path_parts = set(_PATH_SETTINGS.values())  # encoder=<digest>;pool=mean[;jk=...], without the path's own
-    settings = ";".join(part for part in latest["settings"].split(";") if part not in path_parts)
-    layers = next((part.split("=", 1)[1] for part in settings.split(";") if part.startswith("layers=")), "last")
-    return Encoder(name, "encoder", Path(path), latest.get("vocabulary", "ogb"), settings, layers)
+    settings = ";".join(part for part in latest["settings"].split(";")
+                        if part not in path_parts and not part.startswith("clip="))
+    readout = "last"
+    if "@" in name:
+        readout = name.rsplit("@", 1)[1]
+    return Encoder(name, "encoder", Path(path), latest.get("vocabulary", "ogb"), settings, readout)
 
 
 def minimol_unavailable() -> str | None:
@@ -489,10 +532,11 @@ def prepare_task(name: str, *, budgets: Sequence[int], vocabularies: Sequence[st
     return prepare_dataset(name, budgets=budgets, vocabularies=vocabularies, data_dir=data_dir, split="scaffold")
 
 
-def embed_graphs(directory: Path, dataset: GraphDataset, device: torch.device, *, layers: str = "last") -> np.ndarray:
-    """Frozen, mean-pooled embeddings of every graph ([num_graphs, dim] float32), as ``molft embed``."""
+def embed_graphs(directory: Path, dataset: GraphDataset, device: torch.device, *, readout: str = "last") -> np.ndarray:
+    """Frozen embeddings of every graph ([num_graphs, dim] float32) read as ``readout``
+    (:func:`molft.embedding.parse_readout`), as ``molft embed`` writes them."""
     encoder, _ = load_encoder(directory)
-    model = PropertyModel(read_layers(encoder, layers), num_tasks=1).to(device).eval()
+    model = readout_model(encoder, readout).to(device).eval()
     with torch.inference_mode():
         return predict_batches(model.embed, DataLoader(dataset, batch_size=256), device)
 
@@ -578,6 +622,7 @@ def run_benchmark(
     command: str | None = None,
     report_only: bool = False,
     stop_after_s: float | None = None,
+    clip: float | None = None,
 ) -> dict[str, Any]:
     """Run every missing (task, budget, seed, encoder or peer, path) and write the results.
 
@@ -596,6 +641,8 @@ def run_benchmark(
         command: the command line to record.
         report_only: run nothing; report the runs already recorded.
         stop_after_s: start no new run after this many seconds (the harness's ``--stop-after``).
+        clip: clip every model's standardized features to ±clip before the linear probe
+            (:func:`standardize`; recorded in the runs' settings as ``clip=``).
 
     Returns:
         what ``encoder_probe.json`` holds.
@@ -640,8 +687,10 @@ def run_benchmark(
             elif model.kind == "peer":
                 matrix, failures = embed_minimol(data.base.smiles, threads=threads)
             else:
-                matrix, failures = embed_graphs(model.directory, data.by_vocabulary[model.vocabulary].dataset,
-                                                device_, layers=model.layers), []
+                graphs = data.by_vocabulary[model.vocabulary].dataset
+                views = {readout: embed_graphs(model.directory, graphs, device_, readout=readout)
+                         for readout in model.readouts()}
+                matrix, failures = (views if len(views) > 1 else next(iter(views.values()))), []
             embeddings[key] = (matrix, round(time.perf_counter() - begin, 3), failures)
         return embeddings[key]
 
@@ -665,7 +714,7 @@ def run_benchmark(
             matrix = embedded(model, data)[0]
             begin = time.perf_counter()
             fitted = fit_linear_probe(matrix, data.y, data.split(train_indices(data, budget, seed)),
-                                      task_type=data.base.task_type)
+                                      task_type=data.base.task_type, clip=clip)
             probes[key] = (fitted, round(time.perf_counter() - begin, 3))
         return probes[key]
 
@@ -684,11 +733,14 @@ def run_benchmark(
         else:
             matrix, embed_s, failures = embedded(model, data)
             fitted, fit_s = probe(model, data, budget, seed)
+            width = {v: int(m.shape[1]) for v, m in matrix.items()} if isinstance(matrix, dict) else int(matrix.shape[1])
             info.update(encoder=model.name, kind=model.kind, path=path, strengths=fitted.strengths,
-                        constant_tasks=len(fitted.constant_tasks), features=int(matrix.shape[1]), embed_s=embed_s,
+                        constant_tasks=len(fitted.constant_tasks), features=width, embed_s=embed_s,
                         linear_fit_s=fit_s, embedding_failures=len(failures),
                         encoder_dir=str(model.directory) if model.directory else None,
                         vocabulary=model.vocabulary)
+            if any(view is not None for view in fitted.readouts):
+                info["readouts"] = fitted.readouts
             if failures:
                 info["first_embedding_failure"] = {"smiles": data.base.smiles[failures[0][0]], "reason": failures[0][1]}
             if path == "linear":
@@ -709,7 +761,7 @@ def run_benchmark(
             "device": str(device_), "torch_threads": torch.get_num_threads(), "finished_at": utc_now(),
         }
 
-    done = run_cells(_cells(prepared, models, seeds=seeds), run, runs_file=runs_file, report_only=report_only,
+    done = run_cells(_cells(prepared, models, seeds=seeds, clip=clip), run, runs_file=runs_file, report_only=report_only,
                      stop_after_s=stop_after_s, started=started, announce=_announce, desc="encoder probe",
                      progress=progress)
     records = [{k: v for k, v in r.items() if k != "scores"} for r in done.records]
@@ -722,7 +774,7 @@ def run_benchmark(
         "settings": {"tasks": names, "budgets": sorted(int(b) for b in budgets), "seeds": list(range(seeds)),
                      "encoders": list(encoders), "peers": list(peers), "device": str(device_), "split": "scaffold",
                      "strengths": list(STRENGTHS), "fixed_weight": FIXED_WEIGHT, "weights": list(WEIGHTS),
-                     "rf": RF_SETTINGS, "paths": list(PATHS)},
+                     "rf": RF_SETTINGS, "paths": list(PATHS), "clip": clip},
         "models": [{"name": m.name, "kind": m.kind, "directory": str(m.directory) if m.directory else None,
                     "vocabulary": m.vocabulary, "settings": m.settings} for m in models],
         "skipped": skipped,
@@ -755,7 +807,8 @@ def run_benchmark(
     return result
 
 
-def _cells(prepared: Sequence[BenchmarkDataset], models: Sequence[Encoder], *, seeds: int) -> list[Cell]:
+def _cells(prepared: Sequence[BenchmarkDataset], models: Sequence[Encoder], *, seeds: int,
+           clip: float | None = None) -> list[Cell]:
     """Every (task, budget, seed) with the forest first, then each encoder's and peer's paths."""
     cells = []
     for data in prepared:
@@ -769,7 +822,8 @@ def _cells(prepared: Sequence[BenchmarkDataset], models: Sequence[Encoder], *, s
                 for model in models:
                     for path in PATHS:
                         fields = {**base, "method": f"{model.name}:{path}",
-                                  "settings": f"{model.settings};{_PATH_SETTINGS[path]}"}
+                                  "settings": f"{model.settings};{_PATH_SETTINGS[path]}"
+                                              + (f";clip={clip:g}" if clip is not None else "")}
                         cells.append(Cell(fields, f"{data.name} {model.name}:{path} n={n_labels} seed={seed}",
                                           (data, budget, seed, model, path)))
     return cells
@@ -1059,12 +1113,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoders", type=comma_list, default=["default"],
                         help=f"shipped names ({', '.join(SHIPPED)}), NAME=PATH or PATH, "
-                             "each optionally @all (every layer pooled, as molft embed --layers all); comma-separated")
+                             "each optionally @all (every layer pooled, as molft embed --layers all), @all:mean+max "
+                             "(and max-pooled) or @chosen (the probe chooses the readout on validation); "
+                             "comma-separated")
     parser.add_argument("--peers", type=comma_list, default=[], help=f"optional peers: {', '.join(PEERS)}")
     parser.add_argument("--tasks", type=comma_list, default=list(DEFAULT_TASKS),
                         help=f"registry names and {BUILTIN}, comma-separated")
     parser.add_argument("--budgets", type=comma_ints, default=list(DEFAULT_BUDGETS), help="label budgets, comma-separated")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (subset seed = forest seed)")
+    parser.add_argument("--clip", type=float, default=None,
+                        help="clip every model's standardized features to ±CLIP before the linear probe (default: no "
+                             "clipping; max-pooled readouts need it)")
     parser.add_argument("--rf-jobs", type=int, default=1, help="processes per random forest (speed only, same results)")
     add_harness_arguments(parser, results_dir=RESULTS)
     args = parser.parse_args(argv)
@@ -1080,7 +1139,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.tasks, encoders=args.encoders, peers=args.peers, budgets=args.budgets, seeds=args.seeds,
                 device=args.device, data_dir=args.data_dir, results_dir=args.results_dir, threads=args.threads,
                 rf_jobs=args.rf_jobs, progress=not args.no_progress, command=command_line(NAME, argv),
-                report_only=args.report_only, stop_after_s=args.stop_after_s,
+                report_only=args.report_only, stop_after_s=args.stop_after_s, clip=args.clip,
             )
     print_tables(result)
     if result["skipped"]:

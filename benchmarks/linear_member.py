@@ -77,12 +77,13 @@ def rechoose(run: Path) -> dict[str, Any]:
     assay = load_assay(run / "graphs", targets, task_type=task_type, progress=False)
     split = split_assay(assay, config["split"], config["split_seed"])
     members = {part: saved_members(run, targets, part, assay.table.rows[split[part]]) for part in ("valid", "test")}
-    recorded_kinds = list(members["valid"])  # a run made since auto has the member holds it already
-    strengths = _add_linear_member(members, assay.dataset, split, task_type, Path(config["pretrained"]))
+    recorded = {part: dict(scores) for part, scores in members.items()}  # a run made since auto has the member holds one
+    strengths, readout = _add_linear_member(members, assay.dataset, split, task_type, Path(config["pretrained"]))
     record: dict[str, Any] = {"run": str(run), "encoder": Path(config["pretrained"]).name,
                               "dataset": ", ".join(targets), "n_labels": int(len(split["train"])),
                               "metric": PRIMARY_METRIC[task_type], "targets": targets, "strengths": strengths,
-                              **_choices(members, recorded_kinds, assay.dataset.y.numpy(), split, task_type, targets)}
+                              "readout": readout, "recorded_linear": LINEAR in recorded["valid"],
+                              **_choices(members, recorded, assay.dataset.y.numpy(), split, task_type, targets)}
     recorded = config["model"]["weights"]
     if record["recorded members"]["weights"] != recorded:
         raise InputError(f"{run}: re-choosing its own members gave {record['recorded members']['weights']}, "
@@ -91,10 +92,10 @@ def rechoose(run: Path) -> dict[str, Any]:
 
 
 def _add_linear_member(members: dict[str, dict[str, np.ndarray]], dataset: Any, split: dict[str, np.ndarray],
-                       task_type: str, encoder: Path) -> list[float]:
+                       task_type: str, encoder: Path) -> tuple[list[float], str | None]:
     """Fit the linear member as ``molft finetune`` does (:func:`molft.finetuning.train._linear_member`:
     instant mode's model, no bootstrap) and add its validation and test scores to ``members``; returns
-    the chosen strengths."""
+    the chosen strengths and readout."""
     from torch_geometric.loader import DataLoader
 
     from molft.finetuning.frozen import fit_frozen_member
@@ -107,18 +108,19 @@ def _add_linear_member(members: dict[str, dict[str, np.ndarray]], dataset: Any, 
     for part in members:
         members[part][LINEAR] = predict_scores(model, DataLoader(dataset.subset(split[part]), batch_size=256),
                                                task_type, scaler, "cpu")
-    return info["strengths"]
+    return info["strengths"], info.get("readout")
 
 
-def _choices(members: dict[str, dict[str, np.ndarray]], recorded_kinds: list[str], y: np.ndarray,
+def _choices(members: dict[str, dict[str, np.ndarray]], recorded: dict[str, dict[str, np.ndarray]], y: np.ndarray,
              split: dict[str, np.ndarray], task_type: str, targets: list[str]) -> dict[str, Any]:
-    """molft's choice over the recorded members and over them plus ``linear``, with test scores."""
+    """molft's choice over the ``recorded`` members and over ``members`` (the recorded ones plus, or
+    with a new, ``linear``), with test scores."""
     from molft.finetuning.choice import choose_model
 
     metric = PRIMARY_METRIC[task_type]
     out: dict[str, Any] = {}
-    for name, kinds in (("recorded members", recorded_kinds), ("with linear", list(members["valid"]))):
-        scores = {part: {k: members[part][k] for k in kinds} for part in members}
+    for name, candidates in (("recorded members", recorded), ("with linear", members)):
+        scores = {part: dict(candidates[part]) for part in candidates}
         chosen = choose_model(scores, y, split, task_type=task_type, model="auto", coverage=0.9, targets=targets)
         out[name] = {"weights": chosen.config["weights"],
                      "test": float(evaluate(y[split["test"]], chosen.predictions["test"], task_type)[metric])}
@@ -128,7 +130,9 @@ def _choices(members: dict[str, dict[str, np.ndarray]], recorded_kinds: list[str
 
 def rechoose_cell(path: Path, encoder: str, *, data_dir: Path | None, cache: dict[str, Any]) -> dict[str, Any]:
     """One saved label-efficiency ``auto`` cell (its members' scores, ``.npz``) re-blended without and
-    with a linear member on ``encoder``'s frozen embedding, fitted on the cell's nested subset."""
+    with a linear member on ``encoder``'s frozen embedding, fitted on the cell's nested subset (a cell
+    that already holds one, from an earlier ``auto``, is re-blended with the new one in its place:
+    what the current instant mode would have given)."""
     from benchmarks.label_efficiency import SCORES_FILE, read_scores
     from molft.data.registry import load_dataset
     from molft.data.splits import label_budgets
@@ -144,12 +148,12 @@ def rechoose_cell(path: Path, encoder: str, *, data_dir: Path | None, cache: dic
     rows, members = read_scores(path)
     train = label_budgets(loaded.split["train"], y, [budget], seed=seed, task_type=task_type)[budget]
     split = {"train": train, **rows}
-    recorded_kinds = list(members["valid"])
-    strengths = _add_linear_member(members, loaded.dataset, split, task_type, resolve_pretrained(encoder))
+    recorded = {part: dict(scores) for part, scores in members.items()}
+    strengths, readout = _add_linear_member(members, loaded.dataset, split, task_type, resolve_pretrained(encoder))
     return {"run": path.name, "encoder": f"{match['method']} + linear:{Path(encoder).name}",
             "dataset": loaded.info.name, "n_labels": budget, "seed": seed, "metric": PRIMARY_METRIC[task_type],
-            "strengths": strengths,
-            **_choices(members, recorded_kinds, y, split, task_type, list(loaded.task_names))}
+            "strengths": strengths, "readout": readout, "recorded_linear": LINEAR in recorded["valid"],
+            **_choices(members, recorded, y, split, task_type, list(loaded.task_names))}
 
 
 def to_markdown(result: dict[str, Any]) -> str:
@@ -159,10 +163,12 @@ def to_markdown(result: dict[str, Any]) -> str:
              "`auto` cell (its members' validation and test scores; the linear member then reads `--encoder` and is "
              "fitted on the cell's nested label subset). The members' saved predictions are re-blended by molft's rule "
              "(one-SE against the forest, 0.25 grid) without and with a `linear` member (instant mode's model on the "
-             "frozen encoder); the first choice reproduces the recorded one. Test metric per run; mean ± sample std "
-             "over runs (seeds).", ""]
+             "frozen encoder, as instant mode fits it now: the readout chosen on validation); the first choice "
+             "reproduces the recorded one. A run that holds a linear member already (made by an `auto` that had one) "
+             "is re-blended with the new one in its place. Test metric per run; mean ± sample std over runs (seeds).",
+             ""]
     header = ["encoder", "dataset", "labels", "runs", "metric", "auto (recorded members)", "auto with linear",
-              "linear alone", "runs better / worse", "chosen with linear"]
+              "linear alone", "runs better / worse", "chosen with linear", "linear's readout"]
     table = []
     for (encoder, dataset, n_labels), runs in group_runs(result["records"], ["encoder", "dataset", "n_labels"]):
         metric = runs[0]["metric"]
@@ -172,7 +178,8 @@ def to_markdown(result: dict[str, Any]) -> str:
                       *(mean_std_text(*mean_std([r[k]["test"] for r in runs]))
                         for k in ("recorded members", "with linear", "linear alone")),
                       f"{sum(d > 0 for d in diffs)} / {sum(d < 0 for d in diffs)}",
-                      "; ".join(describe_weights(r["with linear"]["weights"]) for r in runs)])
+                      "; ".join(describe_weights(r["with linear"]["weights"]) for r in runs),
+                      "; ".join(str(r.get("readout") or "last") for r in runs)])
     return "\n".join([*lines, *markdown_table(header, table, right_from=1), ""])
 
 

@@ -147,7 +147,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Pr
     head = HeadConfig.from_dict(config["head"])
     model = PropertyModel(
         GINEncoder(EncoderConfig.from_dict(config["encoder"])), head.num_tasks, head.pooling, head.head_hidden,
-        head.molecule_features,
+        head.molecule_features, embedding_clip=head.embedding_clip,
     )
     weights_file, state = _weights(directory)
     _load_weights(model, weights_file, state, device)

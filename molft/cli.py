@@ -254,13 +254,15 @@ def embed(
     smiles_column: Annotated[str | None, typer.Option(help="Column holding SMILES (default: detected).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda when present).")] = None,
     layers: Annotated[Literal["last", "all"], typer.Option(help="'last': the encoder's output (300 columns); 'all': every layer's output concatenated (1,800), better features for a model on frozen embeddings.")] = "last",
+    pooling: Annotated[str | None, typer.Option(help="How atoms become a molecule: 'mean', 'sum', 'max', or several joined by + ('mean+max': twice the columns; sum and max keep size and rare groups that mean averages away). Default: the model's own (mean).")] = None,
     workers: Workers = 1,
 ) -> None:
     """Export graph embeddings (one per input row, NaN where the SMILES failed) for other models."""
     from molft.embedding import embed as run_embed
 
     done, failed = run_embed(
-        model=model, table=table, out=out, smiles_column=smiles_column, workers=workers, device=device, layers=layers
+        model=model, table=table, out=out, smiles_column=smiles_column, workers=workers, device=device, layers=layers,
+        pooling=pooling,
     )
     typer.echo(f"embedded {done:,} rows ({failed:,} failed) -> {out}")
 

@@ -25,7 +25,7 @@ from molft.io import atomic_write
 from molft.featurize.graph import featurize_many
 from molft.finetuning.predict import FINETUNE_JSON, FinetunedModel
 from molft.models.encoder import GINEncoder
-from molft.models.heads import PropertyModel
+from molft.models.heads import PropertyModel, pooling_parts
 from molft.pretrained import resolve_pretrained
 from molft.runtime import resolve_device
 from molft.training import predict_batches
@@ -33,6 +33,30 @@ from molft.training import predict_batches
 
 #: what ``embed`` pools: the encoder's output, or every layer's output concatenated
 LAYERS = {"last": None, "all": "concat"}
+#: the readouts (``LAYERS[:POOLING]``) a linear model on a frozen encoder chooses among on validation
+READOUT_CHOICES = ("last", "all", "all:mean+sum", "all:mean+max")
+
+
+def parse_readout(readout: str) -> tuple[str, str]:
+    """``"LAYERS[:POOLING]"`` (``"all:mean+max"``; pooling ``mean`` when omitted) -> (layers, pooling).
+
+    Raises:
+        InputError: unknown layers or pooling.
+    """
+    layers, _, pooling = str(readout).partition(":")
+    layers, pooling = layers.strip(), pooling.strip() or "mean"
+    if layers not in LAYERS:
+        raise InputError(f"unknown readout {readout!r}: the layers must be one of {', '.join(LAYERS)}")
+    pooling_parts(pooling)
+    return layers, pooling
+
+
+def readout_model(encoder: GINEncoder, readout: str, *, num_tasks: int = 1,
+                  embedding_clip: float | None = None) -> PropertyModel:
+    """A :class:`PropertyModel` (linear head) whose :meth:`~PropertyModel.embed` is ``readout`` of ``encoder``."""
+    layers, pooling = parse_readout(readout)
+    return PropertyModel(read_layers(encoder, layers), num_tasks=num_tasks, pooling=pooling,
+                         embedding_clip=embedding_clip)
 
 
 def read_layers(encoder: GINEncoder, layers: str) -> GINEncoder:
@@ -48,19 +72,22 @@ def read_layers(encoder: GINEncoder, layers: str) -> GINEncoder:
     return encoder
 
 
-def _embedder(model: str | Path, device) -> tuple[PropertyModel, str]:
+def _embedder(model: str | Path, device, pooling: str | None) -> tuple[PropertyModel, str]:
     path = Path(model)
     if (path / FINETUNE_JSON).is_file():
         finetuned = FinetunedModel.load(path, device)
         if not finetuned.members:
             raise InputError(f"{path}: this model has no GNN member to embed with (it was trained with --model "
                              f"{finetuned.config.get('model', {}).get('choice')}); use a pretrained encoder instead")
-        return finetuned.members[0], finetuned.vocabulary
+        member = finetuned.members[0]
+        if pooling is not None:
+            member = PropertyModel(member.encoder, num_tasks=1, pooling=pooling).to(device).eval()
+        return member, finetuned.vocabulary
     directory = resolve_pretrained(model)
     if directory is None:
         raise InputError("embed needs an encoder: a shipped name, a pretrained or a fine-tuned directory")
     encoder, _ = load_encoder(directory)
-    return PropertyModel(encoder, num_tasks=1).to(device).eval(), encoder.config.vocabulary
+    return PropertyModel(encoder, num_tasks=1, pooling=pooling or "mean").to(device).eval(), encoder.config.vocabulary
 
 
 def embed(
@@ -73,6 +100,7 @@ def embed(
     device: str | None = None,
     progress: bool = True,
     layers: str = "last",
+    pooling: str | None = None,
 ) -> tuple[int, int]:
     """Write one embedding per input row to ``out`` (.csv or .npy); failed rows get NaN.
 
@@ -83,6 +111,8 @@ def embed(
     Args:
         model: ``"default"``, a pretrained encoder directory, or a fine-tuned model directory.
         layers: ``"last"`` (the encoder's output) or ``"all"`` (every layer's, concatenated).
+        pooling: ``"mean"``, ``"sum"``, ``"max"`` or several joined by ``+`` (``"mean+max"``); None: the
+            model's own (mean for a pretrained encoder).
 
     Returns:
         (rows embedded, rows failed).
@@ -91,12 +121,12 @@ def embed(
     if out.suffix.lower() not in (".csv", ".npy"):
         raise InputError(f"{out}: the output must end in .csv or .npy")
     device_ = resolve_device(device)
-    network, vocabulary = _embedder(model, device_)
+    network, vocabulary = _embedder(model, device_, pooling)
     read_layers(network.encoder, layers)
     source, frame = read_table(table, smiles_column)
     result = featurize_many(frame[source.smiles_column].tolist(), vocabulary, workers=workers, progress=progress)
     vectors = predict_batches(network.embed, DataLoader(GraphDataset(result.graphs), batch_size=256), device_)
-    matrix = np.full((len(frame), network.encoder.out_dim), np.nan, dtype=np.float32)
+    matrix = np.full((len(frame), network.embedding_dim), np.nan, dtype=np.float32)
     if len(result.indices):
         matrix[result.indices] = vectors
     with atomic_write(out) as tmp:

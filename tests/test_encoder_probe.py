@@ -93,15 +93,44 @@ def test_linear_probe_standardizes_on_training_rows_and_picks_a_strength_on_vali
     assert single.constant_tasks == [0] and single.strengths == [None]
 
 
+def test_the_linear_probe_chooses_among_feature_views_on_validation() -> None:
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=(120, 4))
+    y = (signal[:, 0] > 0).astype(float)[:, None]
+    views = {"noise": rng.normal(size=(120, 4)), "signal": signal}
+    split = {"train": np.arange(80), "valid": np.arange(80, 100), "test": np.arange(100, 120)}
+    probe = fit_linear_probe(views, y, split, task_type="classification")
+    assert probe.readouts == ["signal"]
+    alone = fit_linear_probe(signal, y, split, task_type="classification")
+    np.testing.assert_array_equal(probe.test, alone.test)
+    assert alone.readouts == [None]
+
+
+def test_clipping_keeps_a_feature_that_is_almost_always_zero_in_range() -> None:
+    sparse = np.zeros((10, 1))
+    sparse[0] = 1e-3  # one training molecule: a tiny std
+    sparse[9] = 1.0  # a test molecule where the feature fires
+    train = np.arange(8)
+    assert standardize(sparse, train)[9, 0] > 1000
+    assert standardize(sparse, train, clip=5.0)[9, 0] == 5.0
+
+
 def test_encoder_specs_and_an_unavailable_peer(tiny_pretrained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     encoders = parse_encoders([f"tiny={tiny_pretrained}", str(tiny_pretrained)])
     assert [(e.name, e.kind, e.vocabulary) for e in encoders] == [("tiny", "encoder", "ogb"),
                                                                    ("encoder", "encoder", "ogb")]
     assert encoders[0].settings.startswith("encoder=")
     every = parse_encoders([f"tiny={tiny_pretrained}@all"])[0]
-    assert (every.name, every.layers) == ("tiny@all", "all") and every.settings == encoders[0].settings + ";layers=all"
-    with pytest.raises(InputError, match="choose @last or @all"):
+    assert (every.name, every.readout) == ("tiny@all", "all") and every.settings == encoders[0].settings + ";layers=all"
+    wide = parse_encoders([f"tiny={tiny_pretrained}@all:mean+max"])[0]
+    assert (wide.name, wide.readouts()) == ("tiny@all:mean+max", ("all:mean+max",))
+    assert wide.settings == encoders[0].settings + ";pool=mean+max;layers=all"
+    chosen = parse_encoders([f"tiny={tiny_pretrained}@chosen"])[0]
+    assert chosen.readouts() == encoder_probe.READOUT_CHOICES and "pool=chosen(" in chosen.settings
+    with pytest.raises(InputError, match="choose @last, @all"):
         parse_encoders([f"tiny={tiny_pretrained}@first"])
+    with pytest.raises(InputError, match="unknown pooling"):
+        parse_encoders([f"tiny={tiny_pretrained}@all:median"])
     with pytest.raises(InputError, match="twice"):
         parse_encoders([f"a={tiny_pretrained}", f"a={tiny_pretrained}"])
     with pytest.raises(InputError, match="not a pretrained encoder"):

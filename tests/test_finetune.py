@@ -18,7 +18,7 @@ from molft.data.assay import load_assay, split_assay
 from molft.embedding import embed
 from molft.errors import InputError
 from molft.evaluate import evaluate
-from molft.finetuning.frozen import _choose_strength, fit_linear_head
+from molft.finetuning.frozen import EMBEDDING_CLIP, _choose_readout, _choose_strength, fit_linear_head
 from molft.finetuning.predict import predict
 from molft.finetuning.recipe import HU2020_PROTOCOL, Recipe, TargetScaler
 from molft.finetuning.member import masked_loss, new_member, predict_scores, train_member
@@ -144,13 +144,31 @@ def test_frozen_mode_folds_the_linear_model_into_the_head(tmp_path, small_assay,
     embeddings = predict_batches(model.embed, DataLoader(assay.dataset, batch_size=64))
     y = assay.dataset.y.numpy()
     scaler = TargetScaler.fit(y[split["train"]])
-    mean, std = embeddings[split["train"]].mean(0), embeddings[split["train"]].std(0) + 1e-6
-    standard = (embeddings - mean) / std
+    assert model.head_config.embedding_clip == EMBEDDING_CLIP  # the chosen readout, standardized and clipped
+    mean, std = embeddings[split["train"]].mean(0), embeddings[split["train"]].std(0)
+    standard = np.clip((embeddings - mean) / np.where(std > 1e-4, std, 1.0), -EMBEDDING_CLIP, EMBEDDING_CLIP)
     weight, bias, _ = fit_linear_head(standard[split["train"]], scaler.transform(y)[split["train"]],
                                       standard[split["valid"]], scaler.transform(y)[split["valid"]], "regression", 0)
     expected = scaler.inverse(standard[split["valid"]] @ weight.T + bias)
     reported = pd.read_csv(out / "predictions_valid.csv")["pIC50_pred"].to_numpy()
     assert np.allclose(reported, expected[:, 0], atol=1e-4)
+    loaded = predict_batches(model, DataLoader(assay.dataset.subset(split["valid"]), batch_size=64))
+    assert np.allclose(scaler.inverse(loaded)[:, 0], reported, atol=1e-4)  # the saved model predicts as fitted
+
+
+def test_instant_mode_keeps_the_simplest_readout_unless_another_wins_by_more_than_noise():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(60, 1))
+    fit = lambda readout, noise: (readout, None, [1.0], y + rng.normal(scale=noise, size=(60, 1)))  # noqa: E731
+    best = fit("all", 0.50)
+    close = ("last", None, [1.0], best[3] + rng.normal(scale=0.05, size=(60, 1)))
+    rmse = lambda fit: float(np.sqrt(np.mean((fit[3] - y) ** 2)))  # noqa: E731
+    if rmse(close) < rmse(best):  # make "all" the better one on validation, by a hair
+        close, best = ("last", None, [1.0], best[3]), ("all", None, [1.0], close[3])
+    assert _choose_readout([close, best], y, "regression") == 0  # ... but only by noise
+    assert _choose_readout([fit("last", 2.0), fit("all", 0.50)], y, "regression") == 1
+    labels = (y > 0).astype(float)
+    assert _choose_readout([fit("last", 2.0), fit("all", 0.1)], labels, "classification") == 1
 
 
 def test_instant_mode_regression_prefers_the_stronger_penalty_unless_the_weaker_wins_by_more_than_noise():

@@ -137,6 +137,20 @@ def test_pooling_names_its_choices():
         GraphPooling("attention")
     with pytest.raises(InputError, match="num_tasks must be an integer >= 1, got 0"):
         PropertyModel(small_encoder(), num_tasks=0)
+    with pytest.raises(InputError, match="unknown pooling 'mean\\+attention'"):
+        GraphPooling("mean+attention")
+
+
+def test_poolings_joined_by_plus_are_concatenated():
+    encoder = small_encoder()
+    graphs = Batch.from_data_list([smiles_to_graph("CCO"), smiles_to_graph("c1ccccc1CCCC")])
+    both = PropertyModel(encoder, num_tasks=2, pooling="mean+max").eval()
+    assert both.embedding_dim == 2 * encoder.out_dim and both(graphs).shape == (2, 2)
+    with torch.no_grad():
+        wide = both.embed(graphs)
+        mean = PropertyModel(encoder, num_tasks=1, pooling="mean").eval().embed(graphs)
+        largest = PropertyModel(encoder, num_tasks=1, pooling="max").eval().embed(graphs)
+    torch.testing.assert_close(wide, torch.cat([mean, largest], dim=1))
 
 
 def test_property_model_memorises_32_molecules(assay):

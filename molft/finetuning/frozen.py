@@ -11,6 +11,13 @@ bootstrap standard error of the best one; a small scaffold validation split othe
 penalties by chance (built-in assay, default encoder: test RMSE 0.967 ± 0.371 -> 0.674 ± 0.081;
 Lipophilicity unchanged). For classification the best validation score: there the rule took the
 strongest penalty almost always and lowered BBBP's test ROC-AUC by 0.01-0.05 (``RULES``).
+
+The readout is chosen on validation too, among :data:`molft.embedding.READOUT_CHOICES` (the last
+layer mean-pooled; every layer mean-pooled; every layer mean- and sum-pooled; mean- and max-pooled),
+by the same rule (for regression the simplest readout within one standard error of the best). The
+embedding is standardized and clipped to ±:data:`EMBEDDING_CLIP` inside the model (a max-pooled
+feature almost always 0 has a tiny spread, and a molecule where it fires would otherwise get a
+value in the thousands), so a frozen-mode model predicts exactly as it was fitted.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from torch_geometric.loader import DataLoader
 
 from molft.checkpoints import load_encoder
 from molft.data.dataset import GraphDataset
-from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, improves, task_metric
+from molft.embedding import READOUT_CHOICES, readout_model
+from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, improves, primary_score, task_metric
 from molft.finetuning.ensemble import bootstrap_gain
 from molft.finetuning.recipe import TargetScaler
 from molft.models.heads import PropertyModel
@@ -37,6 +45,8 @@ from molft.training import predict_batches
 STRENGTHS = (0.01, 0.1, 1.0, 10.0, 100.0)
 #: how the strength is chosen, by task type (measured in ``benchmarks.builtin_assay`` / ``label_efficiency``)
 RULES = {"regression": "one-se", "classification": "best"}
+#: the standardized embedding is clipped to ±this before the linear head
+EMBEDDING_CLIP = 5.0
 
 
 def fit_linear_head(
@@ -106,19 +116,16 @@ def fit_frozen_member(
     pretrained: Path,
     device: torch.device | str = "cpu",
     scaler: TargetScaler | None = None,
+    readouts: tuple[str, ...] = READOUT_CHOICES,
 ) -> tuple[PropertyModel, dict[str, Any]]:
-    """One instant-mode ensemble member: frozen encoder, linear head fitted by scikit-learn.
+    """One instant-mode ensemble member: frozen encoder, linear head fitted by scikit-learn, the
+    readout (one of ``readouts``) and the strength chosen on validation.
 
     ``dataset.y`` holds the labels in the user's units; seeds above 0 fit on a bootstrap resample
     of the training split.
     """
-    encoder, _ = load_encoder(pretrained)
-    model = PropertyModel(encoder, dataset.y.shape[1]).to(device).eval()
-    if not isinstance(model.head, torch.nn.Linear):
-        raise TypeError("instant mode needs a linear head")
     # Only the molecules the fit reads are embedded (a benchmark's 100-label subset of HIV: 8,300 of 41,000).
     used = np.unique(np.concatenate([split["train"], split["valid"]]))
-    embeddings = predict_batches(model.embed, DataLoader(dataset.subset(used), batch_size=256), device)
     y = dataset.y.numpy()[used]
     if scaler is not None:
         y = scaler.transform(y)
@@ -126,16 +133,41 @@ def fit_frozen_member(
     valid = np.searchsorted(used, split["valid"])
     if seed > 0:
         train = np.random.default_rng(seed).choice(train, size=len(train), replace=True)
-    mean = embeddings[train].mean(axis=0)
-    std = embeddings[train].std(axis=0)
-    # A feature (almost) constant on the training set carries nothing to learn from; dividing by
-    # its tiny spread would turn any test-time variation into huge predictions. Leave it unscaled.
-    std = np.where(std > 1e-4, std, 1.0)
-    standard = (embeddings - mean) / std
-    weight, bias, chosen = fit_linear_head(
-        standard[train], y[train], standard[valid], y[valid], task_type, seed
-    )
-    with torch.no_grad():  # fold the standardisation into the head: w.(e - mu)/sd + b
-        model.head.weight.copy_(torch.as_tensor(weight / std, dtype=torch.float32))
-        model.head.bias.copy_(torch.as_tensor(bias - (weight * mean / std).sum(axis=1), dtype=torch.float32))
-    return model, {"best_epoch": 0, "strengths": chosen, "bootstrap": seed > 0}
+    loader = DataLoader(dataset.subset(used), batch_size=256)
+    fits = []
+    for readout in readouts:
+        model = readout_model(load_encoder(pretrained)[0], readout, num_tasks=dataset.y.shape[1],
+                              embedding_clip=EMBEDDING_CLIP).to(device).eval()
+        embeddings = predict_batches(model.embed, loader, device)
+        mean = embeddings[train].mean(axis=0)
+        # A feature (almost) constant on the training set carries nothing to learn from: left unscaled.
+        std = np.where(embeddings[train].std(axis=0) > 1e-4, embeddings[train].std(axis=0), 1.0)
+        standard = np.clip((embeddings - mean) / std, -EMBEDDING_CLIP, EMBEDDING_CLIP)
+        weight, bias, chosen = fit_linear_head(standard[train], y[train], standard[valid], y[valid], task_type, seed)
+        with torch.no_grad():
+            model.embedding_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+            model.embedding_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+            model.head.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+            model.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+        fits.append((readout, model, chosen, standard[valid] @ weight.T + bias))
+    best = _choose_readout(fits, y[valid], task_type)
+    readout, model, chosen, _ = fits[best]
+    return model, {"best_epoch": 0, "strengths": chosen, "readout": readout, "bootstrap": seed > 0}
+
+
+def _choose_readout(fits: list[tuple[str, PropertyModel, list[float], np.ndarray]], y_valid: np.ndarray,
+                    task_type: str) -> int:
+    """The index of the chosen readout: the best validation score (mean over tasks), or for
+    regression (``RULES``) the first, simplest, within one bootstrap standard error of the best."""
+    metric = PRIMARY_METRIC[task_type]
+    scores = [primary_score(y_valid, valid, task_type) for *_, valid in fits]
+    best = 0
+    for i, value in enumerate(scores):
+        if improves(value, scores[best], metric):
+            best = i
+    if RULES[task_type] == "one-se":
+        for i in range(best):
+            gain, se = bootstrap_gain(y_valid, fits[best][3], fits[i][3], task_type=task_type)
+            if gain <= se:
+                return i
+    return best

@@ -242,7 +242,7 @@ def _auxiliary_head(model: PropertyModel, dataset: GraphDataset, recipe: Recipe)
     if dataset.auxiliary_y is None:
         raise InputError("the recipe has an auxiliary loss (auxiliary_weight > 0) but the dataset holds no auxiliary "
                          "targets (auxiliary_y)")
-    width = model.encoder.out_dim
+    width = model.embedding_dim
     return torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU(),
                                torch.nn.Linear(width, dataset.auxiliary_y.shape[1]))
 
