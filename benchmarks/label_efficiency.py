@@ -27,9 +27,9 @@ model seed. Methods:
   each run records the weights chosen, every member's scores, and the intervals' test coverage or
   the calibration; the forest member is the ``rf`` method's forest (same setting, seed and labels).
   Since 2026-12-04 it also has ``molft finetune``'s fourth member, the linear model on the frozen
-  encoder (:data:`AUTO_SETTINGS`; since 2026-12-05 on the readout it chooses on validation). A cell
-  recorded by an earlier ``auto`` (:data:`EARLIER_AUTO_SETTINGS`) whose members' scores were saved is
-  completed rather than run again: its GNN, forest and boosted scores are read back, only the linear member is fitted, the
+  encoder (:data:`AUTO_SETTINGS`). A cell recorded with the three members before
+  (:data:`EARLIER_AUTO_SETTINGS`) whose members' scores were saved is completed rather than run
+  again: its GNN, forest and boosted scores are read back, only the linear member is fitted, the
   choice is made anew, and the run records where its members came from (``reused_members``, with
   the earlier run's ``wall_s``; its own ``wall_s`` is the completion's);
 * ``auto-scratch``: the same with the GIN from scratch, so the table shows what pretraining adds
@@ -396,16 +396,13 @@ def _recorded_methods(spec: str, kinds: Sequence[str], recorded: Sequence[dict[s
 
 #: what fixes an ensemble method's choice, part of its resume key (``auto-scratch``: no frozen embedding)
 ENSEMBLE_SETTINGS = "members=gnn,forest,boosted;grid=0.25;rule=one-se;coverage=0.9"
-#: ``auto`` from a pretrained encoder: ``molft finetune --model auto``'s four members, the linear
-#: one reading the readout it chooses on validation (since 2026-12-05)
-AUTO_SETTINGS = "members=gnn,forest,boosted,linear(readout=chosen,clip=5);grid=0.25;rule=one-se;coverage=0.9"
-#: ``auto`` as recorded earlier: without the linear member (the first under the earlier blend
-#: rule), and with a linear member on the last layer's mean-pooled embedding. Such a cell's saved
-#: GNN, forest and boosted scores complete the current run of the same cell
-EARLIER_AUTO_SETTINGS = (ENSEMBLE_SETTINGS, "members=gnn,forest,boosted;grid=0.25;coverage=0.9",
-                         "members=gnn,forest,boosted,linear;grid=0.25;rule=one-se;coverage=0.9")
-#: instant mode's strength and readout choice (part of the resume key: runs under an earlier choice are not reused)
-FROZEN_SETTINGS = "strength=one-se-regression;readout=chosen;clip=5"
+#: ``auto`` from a pretrained encoder: ``molft finetune --model auto``'s four members
+AUTO_SETTINGS = "members=gnn,forest,boosted,linear;grid=0.25;rule=one-se;coverage=0.9"
+#: ``auto`` as recorded before it had the linear member (the first under the earlier blend rule);
+#: such a cell's saved members complete the four-member run of the same cell
+EARLIER_AUTO_SETTINGS = (ENSEMBLE_SETTINGS, "members=gnn,forest,boosted;grid=0.25;coverage=0.9")
+#: instant mode's strength choice (part of the resume key: runs under the earlier validation-best choice are not reused)
+FROZEN_SETTINGS = "strength=one-se-regression"
 
 
 def _settings_digest() -> str:
@@ -486,9 +483,7 @@ def run_ensemble(data: BenchmarkDataset, method: Method, train: np.ndarray, *, s
             for part in member_scores:
                 member_scores[part][kind] = member.predict(feature_matrix(data.molecule_arrays(), kind)[split[part]])
     if method.kind == "auto":
-        linear, linear_info = gnn_scores(data, replace(method, kind="frozen"), train, seed=0, max_epochs=None,
-                                         device=device)
-        info["linear_readout"] = linear_info.get("readout")
+        linear, _ = gnn_scores(data, replace(method, kind="frozen"), train, seed=0, max_epochs=None, device=device)
         for part in member_scores:
             member_scores[part][EMBEDDING_MEMBER] = linear[part]
     chosen = choose_model(member_scores, data.y, split, task_type=task_type,
@@ -508,8 +503,8 @@ def run_ensemble(data: BenchmarkDataset, method: Method, train: np.ndarray, *, s
 
 
 def _earlier_auto_runs(records: Sequence[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
-    """Earlier ``auto`` runs (:data:`EARLIER_AUTO_SETTINGS`) by the resume key of the current run of
-    the same cell (the latest run where a cell has several)."""
+    """Three-member ``auto`` runs by the resume key of the four-member run of the same cell
+    (the latest run where a cell has several)."""
     earlier: dict[tuple, dict[str, Any]] = {}
     for record in sorted(records, key=lambda r: r.get("finished_at", "")):
         for settings in EARLIER_AUTO_SETTINGS:
@@ -520,8 +515,8 @@ def _earlier_auto_runs(records: Sequence[dict[str, Any]]) -> dict[tuple, dict[st
 
 def _earlier_members(earlier: dict[str, Any] | None, scores_file: Path | None, data: BenchmarkDataset,
                      split: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]] | None:
-    """The GNN, forest and boosted scores an earlier run of this cell saved, or None when there is
-    no such run or its file no longer matches it."""
+    """The GNN, forest and boosted scores an earlier three-member run of this cell saved, or None
+    when there is no such run or its file no longer matches it."""
     if earlier is None or scores_file is None or not scores_file.is_file():
         return None
     rows, members = read_scores(scores_file)
@@ -565,7 +560,7 @@ def gnn_scores(data: BenchmarkDataset, method: Method, train: np.ndarray, *, see
         model, member = fit_frozen_member(dataset, split, task_type=task_type, seed=0, pretrained=method.pretrained,
                                           device=device, scaler=scaler)
         info.update(best_epoch=None, epochs_run=None, model_seed=0, recipe="frozen-linear",
-                    strengths=member["strengths"], readout=member.get("readout"))
+                    strengths=member["strengths"])
     else:
         recipe = protocol or choose_recipe(len(train), pretrained=method.pretrained is not None)
         if max_epochs is not None:

@@ -66,7 +66,7 @@ def saved_members(run: Path, targets: list[str], part: str, rows: np.ndarray) ->
     return {kind: frame[[f"{t}_{kind}" for t in targets]].to_numpy(dtype=np.float64) for kind in kinds}
 
 
-def rechoose(run: Path) -> dict[str, Any]:
+def rechoose(run: Path, readout: str = "last") -> dict[str, Any]:
     """One record: the run's choice recomputed, and the choice with a linear member added."""
     from molft.data.assay import load_assay, split_assay
 
@@ -78,7 +78,8 @@ def rechoose(run: Path) -> dict[str, Any]:
     split = split_assay(assay, config["split"], config["split_seed"])
     members = {part: saved_members(run, targets, part, assay.table.rows[split[part]]) for part in ("valid", "test")}
     recorded = {part: dict(scores) for part, scores in members.items()}  # a run made since auto has the member holds one
-    strengths, readout = _add_linear_member(members, assay.dataset, split, task_type, Path(config["pretrained"]))
+    strengths, readout = _add_linear_member(members, assay.dataset, split, task_type, Path(config["pretrained"]),
+                                            readout)
     record: dict[str, Any] = {"run": str(run), "encoder": Path(config["pretrained"]).name,
                               "dataset": ", ".join(targets), "n_labels": int(len(split["train"])),
                               "metric": PRIMARY_METRIC[task_type], "targets": targets, "strengths": strengths,
@@ -91,20 +92,83 @@ def rechoose(run: Path) -> dict[str, Any]:
     return record
 
 
-def _add_linear_member(members: dict[str, dict[str, np.ndarray]], dataset: Any, split: dict[str, np.ndarray],
-                       task_type: str, encoder: Path) -> tuple[list[float], str | None]:
-    """Fit the linear member as ``molft finetune`` does (:func:`molft.finetuning.train._linear_member`:
-    instant mode's model, no bootstrap) and add its validation and test scores to ``members``; returns
-    the chosen strengths and readout."""
+#: ``--readout``: how the linear member reads the frozen encoder. ``last``: as ``molft finetune``
+#: does (the last layer, mean-pooled); ``valid``: the readout of :data:`molft.embedding.READOUT_CHOICES`
+#: chosen on validation with the strength (standardized embedding clipped to ±:data:`CLIP`);
+#: ``cv``: the same readouts, each with its validation-chosen strength, chosen by 5-fold
+#: cross-validation on the training labels, so the validation split the blend is chosen on is not
+#: also spent on the readout
+READOUT_RULES = ("last", "valid", "cv")
+CLIP = 5.0
+
+
+def cross_validated_score(x: np.ndarray, y: np.ndarray, strength: float, task_type: str, *, folds: int = 5) -> float:
+    """The primary metric of instant mode's linear model (strength fixed) over ``folds``-fold
+    out-of-fold predictions on ``x`` [n, dim], ``y`` [n] (stratified for classification, seed 0)."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from molft.evaluate import primary_score
+
+    splitter = (StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y.astype(int))
+                if task_type == CLASSIFICATION else KFold(folds, shuffle=True, random_state=0).split(x))
+    predicted = np.zeros(len(y))
+    for fit_rows, held_out in splitter:
+        model = (LogisticRegression(C=1.0 / strength, class_weight="balanced", max_iter=2000)
+                 if task_type == CLASSIFICATION else Ridge(alpha=strength * len(fit_rows) / 100.0))
+        model.fit(x[fit_rows], y[fit_rows])
+        predicted[held_out] = model.decision_function(x[held_out]) if task_type == CLASSIFICATION \
+            else model.predict(x[held_out])
+    return primary_score(y[:, None], predicted[:, None], task_type)
+
+
+def fit_linear(dataset: Any, split: dict[str, np.ndarray], task_type: str, encoder: Path, scaler: Any,
+               readout: str = "last") -> tuple[Any, dict[str, Any]]:
+    """Instant mode's linear member (no bootstrap) read as ``readout`` (:data:`READOUT_RULES`)."""
     from torch_geometric.loader import DataLoader
 
+    from molft.embedding import READOUT_CHOICES
+    from molft.evaluate import improves
     from molft.finetuning.frozen import fit_frozen_member
+    from molft.training import predict_batches
+
+    if readout == "last":
+        return fit_frozen_member(dataset, split, task_type=task_type, seed=0, pretrained=encoder, scaler=scaler)
+    if readout == "valid":
+        return fit_frozen_member(dataset, split, task_type=task_type, seed=0, pretrained=encoder, scaler=scaler,
+                                 readouts=READOUT_CHOICES, clip=CLIP)
+    if readout != "cv":
+        raise InputError(f"--readout {readout!r}: choose one of {', '.join(READOUT_RULES)}")
+    if dataset.y.shape[1] != 1:
+        raise InputError("--readout cv handles single-task cells only")
+    y = dataset.y.numpy()[split["train"]]
+    y = scaler.transform(y) if scaler is not None else y
+    labelled = ~np.isnan(y[:, 0])
+    best = None
+    for candidate in READOUT_CHOICES:
+        model, info = fit_frozen_member(dataset, split, task_type=task_type, seed=0, pretrained=encoder, scaler=scaler,
+                                        readouts=(candidate,), clip=CLIP)
+        embedded = predict_batches(model.embed, DataLoader(dataset.subset(split["train"]), batch_size=256), "cpu")
+        x = np.clip((embedded - model.embedding_mean.numpy()) / model.embedding_std.numpy(), -CLIP, CLIP)
+        score = cross_validated_score(x[labelled], y[labelled, 0], info["strengths"][0], task_type)
+        if best is None or improves(score, best[0], PRIMARY_METRIC[task_type]):
+            best = (score, model, {**info, "cv_score": score})
+    return best[1], best[2]
+
+
+def _add_linear_member(members: dict[str, dict[str, np.ndarray]], dataset: Any, split: dict[str, np.ndarray],
+                       task_type: str, encoder: Path, readout: str = "last") -> tuple[list[float], str | None]:
+    """Fit the linear member as ``molft finetune`` does (:func:`molft.finetuning.train._linear_member`:
+    instant mode's model, no bootstrap), or read as ``readout``, and put its validation and test
+    scores in ``members`` (in place of one recorded there); returns the chosen strengths and readout."""
+    from torch_geometric.loader import DataLoader
+
     from molft.finetuning.member import predict_scores
     from molft.finetuning.recipe import TargetScaler
 
     y = dataset.y.numpy()
     scaler = TargetScaler.fit(y[split["train"]]) if task_type != CLASSIFICATION else None
-    model, info = fit_frozen_member(dataset, split, task_type=task_type, seed=0, pretrained=encoder, scaler=scaler)
+    model, info = fit_linear(dataset, split, task_type, encoder, scaler, readout)
     for part in members:
         members[part][LINEAR] = predict_scores(model, DataLoader(dataset.subset(split[part]), batch_size=256),
                                                task_type, scaler, "cpu")
@@ -128,7 +192,8 @@ def _choices(members: dict[str, dict[str, np.ndarray]], recorded: dict[str, dict
     return out
 
 
-def rechoose_cell(path: Path, encoder: str, *, data_dir: Path | None, cache: dict[str, Any]) -> dict[str, Any]:
+def rechoose_cell(path: Path, encoder: str, *, data_dir: Path | None, cache: dict[str, Any],
+                  readout: str = "last") -> dict[str, Any]:
     """One saved label-efficiency ``auto`` cell (its members' scores, ``.npz``) re-blended without and
     with a linear member on ``encoder``'s frozen embedding, fitted on the cell's nested subset (a cell
     that already holds one, from an earlier ``auto``, is re-blended with the new one in its place:
@@ -149,7 +214,8 @@ def rechoose_cell(path: Path, encoder: str, *, data_dir: Path | None, cache: dic
     train = label_budgets(loaded.split["train"], y, [budget], seed=seed, task_type=task_type)[budget]
     split = {"train": train, **rows}
     recorded = {part: dict(scores) for part, scores in members.items()}
-    strengths, readout = _add_linear_member(members, loaded.dataset, split, task_type, resolve_pretrained(encoder))
+    strengths, readout = _add_linear_member(members, loaded.dataset, split, task_type, resolve_pretrained(encoder),
+                                            readout)
     return {"run": path.name, "encoder": f"{match['method']} + linear:{Path(encoder).name}",
             "dataset": loaded.info.name, "n_labels": budget, "seed": seed, "metric": PRIMARY_METRIC[task_type],
             "strengths": strengths, "readout": readout, "recorded_linear": LINEAR in recorded["valid"],
@@ -163,7 +229,7 @@ def to_markdown(result: dict[str, Any]) -> str:
              "`auto` cell (its members' validation and test scores; the linear member then reads `--encoder` and is "
              "fitted on the cell's nested label subset). The members' saved predictions are re-blended by molft's rule "
              "(one-SE against the forest, 0.25 grid) without and with a `linear` member (instant mode's model on the "
-             "frozen encoder, as instant mode fits it now: the readout chosen on validation); the first choice "
+             "frozen encoder, read as `--readout` says: `last` as instant mode, `valid` or `cv` a chosen readout); the first choice "
              "reproduces the recorded one. A run that holds a linear member already (made by an `auto` that had one) "
              "is re-blended with the new one in its place. Test metric per run; mean ± sample std over runs (seeds).",
              ""]
@@ -191,14 +257,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--encoder", default="default",
                         help="the encoder of the cells' linear member: a shipped name or a directory")
     parser.add_argument("--data-dir", type=Path, default=None, help="data directory of the cells' datasets")
+    parser.add_argument("--readout", choices=READOUT_RULES, default="last",
+                        help="how the linear member reads the frozen encoder: as molft does (last), the readout "
+                             "chosen on validation (valid) or by cross-validation on the training labels (cv)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if not args.runs and not args.cells:
         parser.error("give model directories, --cells, or both")
     with input_errors_exit():
         records, cache = [], {}
-        work = [(run, lambda run=run: rechoose(run)) for run in args.runs]
-        work += [(cell, lambda cell=cell: rechoose_cell(cell, args.encoder, data_dir=args.data_dir, cache=cache))
+        work = [(run, lambda run=run: rechoose(run, args.readout)) for run in args.runs]
+        work += [(cell, lambda cell=cell: rechoose_cell(cell, args.encoder, data_dir=args.data_dir, cache=cache,
+                                                        readout=args.readout))
                  for cell in args.cells]
         for source, job in work:
             records.append(job())
@@ -206,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{source}: {r['metric']} {r['recorded members']['test']:.3f} -> {r['with linear']['test']:.3f} "
                   f"({describe_weights(r['with linear']['weights'])}); linear alone {r['linear alone']['test']:.3f}",
                   flush=True)
-        result = {"benchmark": NAME, "command": command_line(NAME, argv), "finished_at": utc_now(),
+        result = {"benchmark": NAME, "command": command_line(NAME, argv), "finished_at": utc_now(), "readout": args.readout,
                   "hardware": hardware(), "run": run_metadata(), "records": records}
         write_results(NAME, result, to_markdown(result), args.results_dir)
 

@@ -6,6 +6,16 @@ knowledge "concat", ``(num_layers + 1) * hidden_dim`` columns, no extra weights)
 layers keep local chemistry that the last layer, trained for the pretraining targets, has mixed
 away: on the encoder probe at 1,000 labels the default encoder's linear probe improves on all five
 tasks with ``"all"`` (``benchmarks/results/encoder_probe_layers/encoder_probe.md``).
+
+``pooling`` chooses how atoms become one molecule: ``"mean"`` (what pretraining and fine-tuning
+read) or several of mean, sum and max concatenated (``"mean+max"``). Mean pooling forgets how large
+a molecule is (what solubility depends on) and averages a rare group away; sum and max keep them.
+A readout is written ``LAYERS[:POOLING]`` (``"all:mean+max"``); :data:`READOUT_CHOICES` are the ones
+the encoder probe's ``@chosen`` chooses among on validation: for the default encoder's linear probe
+at 1,000 labels a better feature than the last layer on BBBP, ESOL, Lipophilicity and the built-in
+assay (``benchmarks/results/encoder_probe_readout/encoder_probe.md``). Instant mode reads
+``"last"``: chosen per assay, the richer readouts did not make ``--model auto`` better
+(:mod:`molft.finetuning.frozen`).
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from molft.training import predict_batches
 
 #: what ``embed`` pools: the encoder's output, or every layer's output concatenated
 LAYERS = {"last": None, "all": "concat"}
-#: the readouts (``LAYERS[:POOLING]``) a linear model on a frozen encoder chooses among on validation
+#: the readouts (``LAYERS[:POOLING]``) a linear model on a frozen encoder may choose among on validation
 READOUT_CHOICES = ("last", "all", "all:mean+sum", "all:mean+max")
 
 

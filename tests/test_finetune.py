@@ -12,13 +12,13 @@ import torch
 from torch_geometric.loader import DataLoader
 from typer.testing import CliRunner
 
-from molft.checkpoints import load_encoder, load_model
+from molft.checkpoints import load_encoder, load_model, save_model
 from molft.cli import app
 from molft.data.assay import load_assay, split_assay
 from molft.embedding import embed
 from molft.errors import InputError
 from molft.evaluate import evaluate
-from molft.finetuning.frozen import EMBEDDING_CLIP, _choose_readout, _choose_strength, fit_linear_head
+from molft.finetuning.frozen import _choose_readout, _choose_strength, fit_frozen_member, fit_linear_head
 from molft.finetuning.predict import predict
 from molft.finetuning.recipe import HU2020_PROTOCOL, Recipe, TargetScaler
 from molft.finetuning.member import masked_loss, new_member, predict_scores, train_member
@@ -144,16 +144,30 @@ def test_frozen_mode_folds_the_linear_model_into_the_head(tmp_path, small_assay,
     embeddings = predict_batches(model.embed, DataLoader(assay.dataset, batch_size=64))
     y = assay.dataset.y.numpy()
     scaler = TargetScaler.fit(y[split["train"]])
-    assert model.head_config.embedding_clip == EMBEDDING_CLIP  # the chosen readout, standardized and clipped
-    mean, std = embeddings[split["train"]].mean(0), embeddings[split["train"]].std(0)
-    standard = np.clip((embeddings - mean) / np.where(std > 1e-4, std, 1.0), -EMBEDDING_CLIP, EMBEDDING_CLIP)
+    mean, std = embeddings[split["train"]].mean(0), embeddings[split["train"]].std(0) + 1e-6
+    standard = (embeddings - mean) / std
     weight, bias, _ = fit_linear_head(standard[split["train"]], scaler.transform(y)[split["train"]],
                                       standard[split["valid"]], scaler.transform(y)[split["valid"]], "regression", 0)
     expected = scaler.inverse(standard[split["valid"]] @ weight.T + bias)
     reported = pd.read_csv(out / "predictions_valid.csv")["pIC50_pred"].to_numpy()
     assert np.allclose(reported, expected[:, 0], atol=1e-4)
-    loaded = predict_batches(model, DataLoader(assay.dataset.subset(split["valid"]), batch_size=64))
-    assert np.allclose(scaler.inverse(loaded)[:, 0], reported, atol=1e-4)  # the saved model predicts as fitted
+
+
+def test_a_clipped_frozen_member_on_another_readout_predicts_as_it_was_fitted(tmp_path, small_assay, tiny_pretrained):
+    assay = load_assay(small_assay, ["pIC50"], graphs_dir=tmp_path / "graphs", progress=False)
+    split = split_assay(assay)
+    model, info = fit_frozen_member(assay.dataset, split, task_type="regression", seed=0, pretrained=tiny_pretrained,
+                                    readouts=("all:mean+max",), clip=3.0)
+    assert info["readout"] == "all:mean+max" and model.head_config.embedding_clip == 3.0
+    save_model(model, tmp_path / "member")
+    loaded, config = load_model(tmp_path / "member")
+    assert config["head"]["pooling"] == "mean+max" and config["encoder"]["jk"] == "concat"
+    valid = DataLoader(assay.dataset.subset(split["valid"]), batch_size=64)
+    embeddings = predict_batches(model.embed, valid)
+    standard = np.clip((embeddings - model.embedding_mean.numpy()) / model.embedding_std.numpy(), -3.0, 3.0)
+    expected = standard @ model.head.weight.detach().numpy().T + model.head.bias.detach().numpy()
+    assert np.abs(standard).max() <= 3.0
+    np.testing.assert_allclose(predict_batches(loaded, valid), expected, atol=1e-4)
 
 
 def test_instant_mode_keeps_the_simplest_readout_unless_another_wins_by_more_than_noise():
@@ -240,6 +254,21 @@ def test_embed_all_layers_concatenates_every_layer_the_last_one_last(tmp_path, t
     np.testing.assert_allclose(every[:, -last.shape[1]:], last, rtol=1e-5, atol=1e-6)  # mean pooling commutes
     with pytest.raises(InputError, match="unknown layers 'first'"):
         embed(tiny_pretrained, table, tmp_path / "x.npy", progress=False, layers="first")
+
+
+def test_embed_with_two_poolings_writes_both_side_by_side(tmp_path, tiny_pretrained):
+    table = tmp_path / "mols.smi"
+    table.write_text("CCO a\nc1ccccc1O b\n")
+    embed(tiny_pretrained, table, tmp_path / "mean.npy", progress=False)
+    embed(tiny_pretrained, table, tmp_path / "max.npy", progress=False, pooling="max")
+    result = CliRunner().invoke(app, ["embed", str(tiny_pretrained), str(table), "--out", str(tmp_path / "both.npy"),
+                                      "--pooling", "mean+max"])
+    assert result.exit_code == 0, result.output
+    mean, largest, both = (np.load(tmp_path / f"{name}.npy", allow_pickle=False) for name in ("mean", "max", "both"))
+    np.testing.assert_allclose(both, np.hstack([mean, largest]), rtol=1e-5, atol=1e-6)
+    result = CliRunner().invoke(app, ["embed", str(tiny_pretrained), str(table), "--out", str(tmp_path / "x.npy"),
+                                      "--pooling", "median"])
+    assert result.exit_code != 0 and "unknown pooling 'median'" in result.output
 
 
 def test_cli_finetune_then_predict(tmp_path, small_assay, tiny_pretrained):

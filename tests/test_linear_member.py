@@ -55,3 +55,15 @@ def test_a_saved_grid_cell_gets_a_linear_member_fitted_on_its_nested_subset(tmp_
     assert set(record["with linear"]["weights"]) <= {"gnn", "forest", "linear"}
     with pytest.raises(InputError, match="not a saved label-efficiency cell"):
         linear_member.rechoose_cell(tmp_path / "notes.npz", str(tiny_pretrained), data_dir=tiny_data_dir, cache={})
+
+
+def test_cross_validated_score_tells_a_feature_from_noise() -> None:
+    from benchmarks.linear_member import cross_validated_score
+
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=(80, 3))
+    labels = (signal[:, 0] > 0).astype(float)
+    assert cross_validated_score(signal, labels, 1.0, "classification") > 0.9
+    assert cross_validated_score(rng.normal(size=(80, 3)), labels, 1.0, "classification") < 0.75
+    values = signal[:, 1] * 2.0
+    assert cross_validated_score(signal, values, 0.01, "regression") < 0.1  # RMSE

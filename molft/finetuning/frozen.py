@@ -12,12 +12,12 @@ penalties by chance (built-in assay, default encoder: test RMSE 0.967 ± 0.371 -
 Lipophilicity unchanged). For classification the best validation score: there the rule took the
 strongest penalty almost always and lowered BBBP's test ROC-AUC by 0.01-0.05 (``RULES``).
 
-The readout is chosen on validation too, among :data:`molft.embedding.READOUT_CHOICES` (the last
-layer mean-pooled; every layer mean-pooled; every layer mean- and sum-pooled; mean- and max-pooled),
-by the same rule (for regression the simplest readout within one standard error of the best). The
-embedding is standardized and clipped to ±:data:`EMBEDDING_CLIP` inside the model (a max-pooled
-feature almost always 0 has a tiny spread, and a molecule where it fires would otherwise get a
-value in the thousands), so a frozen-mode model predicts exactly as it was fitted.
+A richer readout of the frozen encoder (every layer, mean- and sum- or max-pooled:
+:data:`molft.embedding.READOUT_CHOICES`) is a better feature for the encoder probe's linear model,
+but chosen per assay, on validation or by cross-validation on the training labels, it did not make
+``--model auto`` better (2026-12-05: three grid cells better, three worse, the built-in assay worse;
+``benchmarks/results/linear_member_readout/``), so instant mode reads the last layer, mean-pooled;
+``readouts`` and ``clip`` keep the alternatives measurable.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from torch_geometric.loader import DataLoader
 
 from molft.checkpoints import load_encoder
 from molft.data.dataset import GraphDataset
-from molft.embedding import READOUT_CHOICES, readout_model
+from molft.embedding import readout_model
 from molft.evaluate import CLASSIFICATION, PRIMARY_METRIC, improves, primary_score, task_metric
 from molft.finetuning.ensemble import bootstrap_gain
 from molft.finetuning.recipe import TargetScaler
@@ -45,8 +45,6 @@ from molft.training import predict_batches
 STRENGTHS = (0.01, 0.1, 1.0, 10.0, 100.0)
 #: how the strength is chosen, by task type (measured in ``benchmarks.builtin_assay`` / ``label_efficiency``)
 RULES = {"regression": "one-se", "classification": "best"}
-#: the standardized embedding is clipped to ±this before the linear head
-EMBEDDING_CLIP = 5.0
 
 
 def fit_linear_head(
@@ -84,6 +82,15 @@ def fit_linear_head(
     return np.stack(weights), np.asarray(biases), chosen
 
 
+def _best(metric: str, scores: list[float]) -> int:
+    """The index of the best of ``scores`` in ``metric`` (the first of equals)."""
+    best = 0
+    for i, score in enumerate(scores):
+        if improves(score, scores[best], metric):
+            best = i
+    return best
+
+
 def _choose_strength(
     fits: list[tuple[float, np.ndarray, float, np.ndarray]], y_valid: np.ndarray, task_type: str, *, rule: str
 ) -> tuple[float, np.ndarray, float]:
@@ -91,11 +98,7 @@ def _choose_strength(
     or (``"one-se"``) the strongest whose validation score is within one bootstrap standard error of
     the best one's (the best when none is)."""
     metric = PRIMARY_METRIC[task_type]
-    scores = [task_metric(metric, y_valid, valid) for *_, valid in fits]
-    best = 0
-    for i, score in enumerate(scores):
-        if improves(score, scores[best], metric):
-            best = i
+    best = _best(metric, [task_metric(metric, y_valid, valid) for *_, valid in fits])
     if rule == "best":
         return fits[best][:3]
     for i in sorted(range(len(fits)), key=lambda i: -fits[i][0]):
@@ -116,13 +119,19 @@ def fit_frozen_member(
     pretrained: Path,
     device: torch.device | str = "cpu",
     scaler: TargetScaler | None = None,
-    readouts: tuple[str, ...] = READOUT_CHOICES,
+    readouts: tuple[str, ...] = ("last",),
+    clip: float | None = None,
 ) -> tuple[PropertyModel, dict[str, Any]]:
-    """One instant-mode ensemble member: frozen encoder, linear head fitted by scikit-learn, the
-    readout (one of ``readouts``) and the strength chosen on validation.
+    """One instant-mode ensemble member: frozen encoder, linear head fitted by scikit-learn.
 
     ``dataset.y`` holds the labels in the user's units; seeds above 0 fit on a bootstrap resample
     of the training split.
+
+    Args:
+        readouts: the readouts (:func:`molft.embedding.parse_readout`) to choose among on validation
+            (:func:`_choose_readout`); molft uses the last layer, mean-pooled (see the module docstring).
+        clip: clip the standardized embedding to ±clip, inside the model (``embedding_clip``); None
+            folds the standardization into the linear head.
     """
     # Only the molecules the fit reads are embedded (a benchmark's 100-label subset of HIV: 8,300 of 41,000).
     used = np.unique(np.concatenate([split["train"], split["valid"]]))
@@ -137,21 +146,30 @@ def fit_frozen_member(
     fits = []
     for readout in readouts:
         model = readout_model(load_encoder(pretrained)[0], readout, num_tasks=dataset.y.shape[1],
-                              embedding_clip=EMBEDDING_CLIP).to(device).eval()
+                              embedding_clip=clip).to(device).eval()
+        if not isinstance(model.head, torch.nn.Linear):
+            raise TypeError("instant mode needs a linear head")
         embeddings = predict_batches(model.embed, loader, device)
         mean = embeddings[train].mean(axis=0)
-        # A feature (almost) constant on the training set carries nothing to learn from: left unscaled.
-        std = np.where(embeddings[train].std(axis=0) > 1e-4, embeddings[train].std(axis=0), 1.0)
-        standard = np.clip((embeddings - mean) / std, -EMBEDDING_CLIP, EMBEDDING_CLIP)
+        std = embeddings[train].std(axis=0)
+        # A feature (almost) constant on the training set carries nothing to learn from; dividing by
+        # its tiny spread would turn any test-time variation into huge predictions. Leave it unscaled.
+        std = np.where(std > 1e-4, std, 1.0)
+        standard = (embeddings - mean) / std
+        if clip is not None:
+            standard = np.clip(standard, -clip, clip)
         weight, bias, chosen = fit_linear_head(standard[train], y[train], standard[valid], y[valid], task_type, seed)
         with torch.no_grad():
-            model.embedding_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-            model.embedding_std.copy_(torch.as_tensor(std, dtype=torch.float32))
-            model.head.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
-            model.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+            if clip is not None:  # the model standardizes and clips: the head holds the fitted coefficients
+                model.embedding_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+                model.embedding_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+                model.head.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+                model.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+            else:  # fold the standardisation into the head: w.(e - mu)/sd + b
+                model.head.weight.copy_(torch.as_tensor(weight / std, dtype=torch.float32))
+                model.head.bias.copy_(torch.as_tensor(bias - (weight * mean / std).sum(axis=1), dtype=torch.float32))
         fits.append((readout, model, chosen, standard[valid] @ weight.T + bias))
-    best = _choose_readout(fits, y[valid], task_type)
-    readout, model, chosen, _ = fits[best]
+    readout, model, chosen, _ = fits[_choose_readout(fits, y[valid], task_type)]
     return model, {"best_epoch": 0, "strengths": chosen, "readout": readout, "bootstrap": seed > 0}
 
 
@@ -159,12 +177,7 @@ def _choose_readout(fits: list[tuple[str, PropertyModel, list[float], np.ndarray
                     task_type: str) -> int:
     """The index of the chosen readout: the best validation score (mean over tasks), or for
     regression (``RULES``) the first, simplest, within one bootstrap standard error of the best."""
-    metric = PRIMARY_METRIC[task_type]
-    scores = [primary_score(y_valid, valid, task_type) for *_, valid in fits]
-    best = 0
-    for i, value in enumerate(scores):
-        if improves(value, scores[best], metric):
-            best = i
+    best = _best(PRIMARY_METRIC[task_type], [primary_score(y_valid, valid, task_type) for *_, valid in fits])
     if RULES[task_type] == "one-se":
         for i in range(best):
             gain, se = bootstrap_gain(y_valid, fits[best][3], fits[i][3], task_type=task_type)
