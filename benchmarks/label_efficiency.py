@@ -82,6 +82,7 @@ from molft.finetuning.trees import BOOSTED_SETTINGS, TREE_KINDS, feature_matrix,
 from molft.finetuning.recipe import Recipe, TargetScaler, choose_recipe
 from molft.finetuning.member import new_member, predict_scores, train_member
 from molft.models.encoder import EncoderConfig
+from molft.models.heads import pooling_parts
 from molft.pretrained import resolve_pretrained
 from molft.runtime import resolve_device, run_metadata
 
@@ -141,6 +142,7 @@ class Method:
         auxiliary: a molecule feature the trained GNN also regresses from its pooled embedding
             while fine-tuning, scaled on the training molecules, and the loss's weight
             (``Recipe.auxiliary_weight``), e.g. ``("rdkit2d", 1.0)``; None: no auxiliary loss.
+        pooling: how the trained GNN's head pools the atoms (``mean``, or e.g. ``mean+sum``).
     """
 
     name: str
@@ -150,6 +152,7 @@ class Method:
     settings: str = ""
     head_features: tuple[str, ...] = ()
     auxiliary: tuple[str, float] | None = None
+    pooling: str = "mean"
 
 
 @dataclass
@@ -281,6 +284,7 @@ def resolve_methods(
     head_features: Sequence[str] = (),
     auxiliary: tuple[str, float] | None = None,
     recorded: Sequence[dict[str, Any]] = (),
+    pooling: str = "mean",
 ) -> tuple[list[Method], dict[str, str]]:
     """Turn ``--methods`` and ``--pretrained`` into methods; say why any are skipped.
 
@@ -291,7 +295,8 @@ def resolve_methods(
     every trained GNN (all GNN kinds but ``frozen``) reads those molecule features in its head, and
     its name ends in ``+<spec>+...``; with ``auxiliary`` (feature, weight) every trained GNN also
     regresses that feature while training, and its name ends in ``+aux-<feature>`` (``-<weight>``
-    unless the weight is 1).
+    unless the weight is 1); with a ``pooling`` other than mean every trained GNN's head pools that
+    way, and its name ends in ``+pool-<pooling>``.
 
     ``recorded`` runs (a report of runs made earlier) stand in for an encoder directory that is
     gone: its methods are taken from the runs made with it (their names and settings, the latest
@@ -314,6 +319,10 @@ def resolve_methods(
             raise InputError(f"the auxiliary loss's weight must be > 0, got {auxiliary[1]}")
         head_suffix += f"+aux-{auxiliary[0]}" + ("" if auxiliary[1] == 1 else f"-{auxiliary[1]:g}")
         head_setting += f";auxiliary={auxiliary[0]}:{auxiliary[1]:g}"
+    pooling_parts(pooling)
+    if pooling != "mean":
+        head_suffix += f"+pool-{pooling}"
+        head_setting += f";pool={pooling}"
     skipped: dict[str, str] = {}
     encoders: list[tuple[Path, EncoderConfig, str]] = []
     gone: list[str] = []  # encoder directories that exist only in the recorded runs
@@ -355,7 +364,7 @@ def resolve_methods(
                     methods.append(Method(f"{kind}:{name}", kind, directory, config, settings))
                 else:
                     methods.append(Method(f"{kind}:{name}{head_suffix}", kind, directory, config,
-                                          settings + head_setting, head_features, auxiliary))
+                                          settings + head_setting, head_features, auxiliary, pooling))
             for spec in gone:
                 methods.extend(_recorded_methods(spec, [kind], recorded))
         elif kind in ("scratch", "auto-scratch"):
@@ -363,7 +372,7 @@ def resolve_methods(
             arch = f"{architecture.num_layers}x{architecture.hidden_dim}-{architecture.vocabulary}-jk={architecture.jk}"
             settings = f"arch={arch};{epochs}" + (f";{ENSEMBLE_SETTINGS}" if kind == "auto-scratch" else "")
             methods.append(Method(f"{kind}{head_suffix}", kind, None, architecture, settings + head_setting,
-                                  head_features, auxiliary))
+                                  head_features, auxiliary, pooling))
         elif kind == "boosted":
             methods.append(Method("boosted", kind, settings=f"lightgbm={_settings_digest()}"))
         elif kind == "rf":
@@ -568,7 +577,8 @@ def gnn_scores(data: BenchmarkDataset, method: Method, train: np.ndarray, *, see
         if method.auxiliary is not None:
             recipe = replace(recipe, auxiliary_weight=method.auxiliary[1])
         model = new_member(method.pretrained, seed=seed, num_tasks=len(loaded.task_names), vocabulary=vocabulary,
-                           recipe=recipe, architecture=method.encoder, molecule_features=head_width)
+                           recipe=recipe, architecture=method.encoder, molecule_features=head_width,
+                           pooling=method.pooling)
         model, member = train_member(model, dataset, split, task_type=task_type, recipe=recipe, seed=seed,
                                      scaler=scaler, device=device)
         info.update(best_epoch=member["best_epoch"], epochs_run=member["epochs_run"], model_seed=seed,
@@ -1012,6 +1022,7 @@ def run_benchmark(
     scratch_encoder: EncoderConfig | None = None,
     head_features: Sequence[str] = (),
     auxiliary: tuple[str, float] | None = None,
+    pooling: str = "mean",
     rf_jobs: int = 1,
     progress: bool = True,
     command: str | None = None,
@@ -1035,6 +1046,7 @@ def run_benchmark(
         head_features: molecule features every trained GNN's head reads (``--molecule-features``).
         auxiliary: (feature, weight): every trained GNN also regresses that molecule feature while
             training (``--auxiliary rdkit2d:1``, ``Recipe.auxiliary_weight``).
+        pooling: how every trained GNN's head pools the atoms (``--pooling mean+sum``).
         rf_jobs: processes per random forest (speed only).
         progress: show a progress bar.
         command: the command line to record.
@@ -1057,7 +1069,8 @@ def run_benchmark(
     command = command or command_line(NAME, None)
     chosen, skipped = resolve_methods(list(dict.fromkeys(methods)), pretrained=pretrained, max_epochs=max_epochs,
                                       scratch_encoder=scratch_encoder, head_features=head_features,
-                                      auxiliary=auxiliary, recorded=read_runs(runs_file) if report_only else ())
+                                      auxiliary=auxiliary, recorded=read_runs(runs_file) if report_only else (),
+                                      pooling=pooling)
     method_names = [m.name for m in chosen]
     vocabularies = [m.encoder.vocabulary for m in chosen if m.encoder is not None] or ["ogb"]
     prepared = [prepare_dataset(name, budgets=budgets, vocabularies=vocabularies, data_dir=data_dir, split=split)
@@ -1105,7 +1118,7 @@ def run_benchmark(
         "settings": {"datasets": [d.name for d in prepared], "budgets": sorted(int(b) for b in budgets),
                      "seeds": list(range(seeds)), "methods": list(methods), "pretrained": list(pretrained),
                      "max_epochs": max_epochs, "device": str(device_), "split": split, "rf": RF_SETTINGS,
-                     "head_features": list(head_features),
+                     "head_features": list(head_features), "pooling": pooling,
                      "auxiliary": list(auxiliary) if auxiliary else None,
                      "reference_budgets": list(REFERENCE_BUDGETS)},
         "methods": method_names,
@@ -1198,6 +1211,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", default="scaffold", choices=["scaffold", "random"])
     parser.add_argument("--num-layers", type=int, default=5, help="from-scratch GIN depth when no pretrained encoder")
     parser.add_argument("--hidden-dim", type=int, default=300, help="from-scratch GIN width when no pretrained encoder")
+    parser.add_argument("--pooling", default="mean",
+                        help="how every trained GNN's head pools the atoms: mean (molft's), or e.g. mean+sum, "
+                             "mean+max; methods get a '+pool-<pooling>' suffix")
     parser.add_argument("--head-features", type=comma_list, default=[],
                         help="molecule features the trained GNNs' heads also read, e.g. rdkit2d (as molft finetune "
                              "--molecule-features); methods get a '+rdkit2d' suffix")
@@ -1213,7 +1229,7 @@ def main(argv: list[str] | None = None) -> None:
             args.datasets, budgets=args.budgets, seeds=args.seeds, methods=args.methods, pretrained=args.pretrained,
             max_epochs=args.max_epochs, device=args.device, data_dir=args.data_dir, results_dir=args.results_dir,
             split=args.split, scratch_encoder=EncoderConfig(num_layers=args.num_layers, hidden_dim=args.hidden_dim),
-            head_features=args.head_features, auxiliary=args.auxiliary, rf_jobs=args.rf_jobs, progress=not args.no_progress, command=command_line(NAME, argv),
+            head_features=args.head_features, auxiliary=args.auxiliary, pooling=args.pooling, rf_jobs=args.rf_jobs, progress=not args.no_progress, command=command_line(NAME, argv),
             report_only=args.report_only, stop_after_s=args.stop_after_s,
         )
     print_tables(result)

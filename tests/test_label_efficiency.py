@@ -194,6 +194,21 @@ def test_head_features_feed_the_gnn_heads_and_name_the_methods(tmp_path: Path, t
     assert after["test"] != before["test"]
 
 
+def test_a_pooling_names_the_trained_gnns_and_widens_their_heads(tmp_path: Path, tiny_data_dir: Path,
+                                                                  encoder_dir: Path) -> None:
+    methods, _ = resolve_methods(["pretrained", "frozen", "scratch"], pretrained=[str(encoder_dir)], pooling="mean+sum")
+    assert [m.name for m in methods] == ["pretrained:tiny-random+pool-mean+sum", "frozen:tiny-random",
+                                         "scratch+pool-mean+sum"]
+    assert [m.pooling for m in methods] == ["mean+sum", "mean", "mean+sum"]
+    with pytest.raises(Exception, match="unknown pooling 'median'"):
+        resolve_methods(["scratch"], pretrained=["none"], pooling="median")
+    result = run_benchmark(["bbbp"], methods=["pretrained"], pooling="mean+sum", budgets=[60], seeds=1,
+                           pretrained=[str(encoder_dir)], max_epochs=2, device="cpu", data_dir=tiny_data_dir,
+                           progress=False, results_dir=tmp_path / "pooled")
+    (run,) = result["runs"]
+    assert run["settings"].endswith(";pool=mean+sum") and run["test"] is not None
+
+
 def test_labels_to_match_interpolates_on_log_labels() -> None:
     curve = [(100, 0.70), (1000, 0.80), (10000, 0.85)]
     labels, status = labels_to_match(curve, 0.75, higher_better=True)

@@ -72,17 +72,18 @@ def predict_scores(
 
 def build_model(
     pretrained: Path | None, *, num_tasks: int, vocabulary: str, dropout: float,
-    architecture: EncoderConfig | None = None, molecule_features: int = 0,
+    architecture: EncoderConfig | None = None, molecule_features: int = 0, pooling: str = "mean",
 ) -> PropertyModel:
     """A property model: the pretrained encoder (its dropout set to ``dropout``) or, with
-    ``pretrained=None``, a fresh GIN of ``architecture`` (default 5 x 300), under a new head.
+    ``pretrained=None``, a fresh GIN of ``architecture`` (default 5 x 300), under a new head that
+    reads the ``pooling`` of the atoms (:class:`molft.models.heads.GraphPooling`).
 
     Raises:
         InputError: the encoder was pretrained on another feature vocabulary than the data's.
     """
     if pretrained is None:
         encoder = GINEncoder(replace(architecture or EncoderConfig(), vocabulary=vocabulary, dropout=dropout))
-        return PropertyModel(encoder, num_tasks, molecule_features=molecule_features)
+        return PropertyModel(encoder, num_tasks, pooling, molecule_features=molecule_features)
     encoder, _ = load_encoder(pretrained)
     if encoder.config.vocabulary != vocabulary:
         raise InputError(
@@ -90,12 +91,12 @@ def build_model(
             f"featurized with {vocabulary!r}; featurize with --vocab {encoder.config.vocabulary}"
         )
     encoder.config = replace(encoder.config, dropout=dropout)  # forward reads the rate from its config
-    return PropertyModel(encoder, num_tasks, molecule_features=molecule_features)
+    return PropertyModel(encoder, num_tasks, pooling, molecule_features=molecule_features)
 
 
 def new_member(
     pretrained: Path | None, *, seed: int, num_tasks: int, vocabulary: str, recipe: Recipe,
-    architecture: EncoderConfig | None = None, molecule_features: int = 0,
+    architecture: EncoderConfig | None = None, molecule_features: int = 0, pooling: str = "mean",
 ) -> PropertyModel:
     """Seed every generator with ``seed``, then :func:`build_model`: the model a member starts from.
 
@@ -104,7 +105,7 @@ def new_member(
     """
     seed_everything(seed)
     return build_model(pretrained, num_tasks=num_tasks, vocabulary=vocabulary, dropout=recipe.dropout,
-                       architecture=architecture, molecule_features=molecule_features)
+                       architecture=architecture, molecule_features=molecule_features, pooling=pooling)
 
 
 def train_member(
