@@ -18,7 +18,8 @@ split (80/10/10). Every method runs through the public API exactly as a user wou
 on another shipped name or encoder directory; their rows are then labelled ``method:NAME`` and
 sit beside the default's rather than replacing them. ``--molecule-features rdkit2d`` has every
 trained GNN's head read those molecule features too (``molft finetune --molecule-features``); its
-rows are labelled ``method+rdkit2d``.
+rows are labelled ``method+rdkit2d``. ``--pooling mean+max`` has every trained GNN's head pool the atoms
+that way (``molft finetune --pooling``); its rows are labelled ``method+pool-mean+max``.
 
 For the ``auto`` methods the report also gives the blend chosen per seed and the test coverage
 of the stated 90% intervals.
@@ -27,7 +28,7 @@ Test RMSE / MAE / R² are the mean ± sample std over seeds (each seed one model
 plus the seeds' ensemble. Nothing is selected on test.
 
     python -m benchmarks.builtin_assay --seeds 5 [--methods pretrained,frozen,scratch,rf] [--max-epochs N]
-        [--pretrained attrmask-descfp-500k] [--molecule-features rdkit2d]
+        [--pretrained attrmask-descfp-500k] [--molecule-features rdkit2d] [--pooling mean+max]
 
 Writes ``benchmarks/results/builtin_assay.{json,md}``; model directories go to ``runs/builtin_assay/``.
 """
@@ -65,11 +66,13 @@ TRAINED_GNN = ("pretrained", "scratch", "auto", "auto-scratch")
 METRICS = ("rmse", "mae", "r2")
 
 
-def row_label(method: str, pretrained: str, molecule_features: str | None = None) -> str:
+def row_label(method: str, pretrained: str, molecule_features: str | None = None, pooling: str = "mean") -> str:
     """The report's name for ``method`` run with the encoder ``pretrained``: a shipped name as it is,
     a directory by its folder's name (``runs/enc/chembl`` -> ``pretrained:chembl``), as
-    ``benchmarks.label_efficiency`` names them; ``+<feature>`` for each molecule feature its GNN head reads."""
+    ``benchmarks.label_efficiency`` names them; ``+<feature>`` for each molecule feature its GNN head reads,
+    ``+pool-<pooling>`` when its head pools the atoms other than by their mean."""
     head = "".join(f"+{spec.strip()}" for spec in (molecule_features or "").split(",") if spec.strip())
+    head += f"+pool-{pooling}" if pooling != "mean" else ""
     head = head if method in TRAINED_GNN else ""
     if pretrained == "default" or method in NO_ENCODER:
         return method + head
@@ -82,11 +85,13 @@ def base_method(label: str) -> str:
 
 
 def run_method(method: str, table: Path, work: Path, *, seeds: int, max_epochs: int | None = None,
-               pretrained: str = "default", molecule_features: str | None = None) -> dict[str, Any]:
+               pretrained: str = "default", molecule_features: str | None = None,
+               pooling: str = "mean") -> dict[str, Any]:
     """Fine-tune (or fit the forest) ``seeds`` times; per-seed test metrics and their mean ± std."""
     start = time.perf_counter()
-    label = row_label(method, pretrained, molecule_features)
+    label = row_label(method, pretrained, molecule_features, pooling)
     head = {"molecule_features": molecule_features} if molecule_features and method in TRAINED_GNN else {}
+    head.update({"pooling": pooling} if method in TRAINED_GNN else {})
     work_dir = work / label.replace(":", "-").replace("/", "_")
     if method == "rf":
         assay = load_assay(table, ["pIC50"], graphs_dir=work / "rf-graphs", progress=False)
@@ -208,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the encoder of the methods that use one: a shipped name or a directory (default: default)")
     parser.add_argument("--molecule-features", default=None,
                         help="molecule features the trained GNNs' heads also read, e.g. rdkit2d")
+    parser.add_argument("--pooling", default="mean",
+                        help="how the trained GNNs' heads pool the atoms: mean (molft's), or e.g. mean+max")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -216,11 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     table = write_builtin_assay(args.work / "assay.csv")
-    labels = [row_label(method, args.pretrained, args.molecule_features) for method in methods]
+    labels = [row_label(method, args.pretrained, args.molecule_features, args.pooling) for method in methods]
     rows = _earlier_rows(args.results_dir, keep_all_but=labels, seeds=args.seeds, max_epochs=args.max_epochs)
     for method in methods:
         rows.append(run_method(method, table, args.work, seeds=args.seeds, max_epochs=args.max_epochs,
-                               pretrained=args.pretrained, molecule_features=args.molecule_features))
+                               pretrained=args.pretrained, molecule_features=args.molecule_features,
+                               pooling=args.pooling))
         row = rows[-1]
         row["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         row["command"] = command_line("builtin_assay", argv)

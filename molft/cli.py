@@ -180,6 +180,7 @@ def finetune(
     seeds: Annotated[int, typer.Option(min=1, help="GNN members (seeds); their spread is part of the uncertainty.")] = 1,
     coverage: Annotated[float, typer.Option(help="Intended coverage of the regression intervals (split-conformal).")] = 0.9,
     molecule_features: Annotated[str | None, typer.Option(help="Molecule features the GNN head also reads, e.g. 'morgan_count,rdkit2d' (chemprop-style).")] = None,
+    pooling: Annotated[str, typer.Option(help="How the GNN head pools the atoms: 'mean', 'sum', 'max', or several joined by + ('mean+max', concatenated).")] = "mean",
     seed: Annotated[int, typer.Option(help="First GNN seed, and the fingerprint members' random state.")] = 0,
     split_seed: Annotated[int, typer.Option(help="Seed of the random split.")] = 0,
     task_type: Annotated[str | None, typer.Option(help="classification or regression (default: inferred).")] = None,
@@ -212,6 +213,7 @@ def finetune(
         encoder_lr=encoder_lr, head_lr=head_lr, freeze_encoder=freeze_encoder, device=device, workers=workers,
         overwrite=overwrite, resume=resume, compare_rf=compare_rf, focal_gamma=focal_gamma,
         gradual_unfreezing=gradual_unfreezing, model=model, coverage=coverage, molecule_features=molecule_features,
+        pooling=pooling,
     )
     typer.echo(result.summary())
 

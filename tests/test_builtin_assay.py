@@ -23,6 +23,14 @@ def test_molecule_features_in_the_gnn_head_label_only_the_methods_that_train_a_g
     assert base_method("auto:attrmask+rdkit2d") == "auto" and base_method("auto-scratch+rdkit2d") == "auto-scratch"
 
 
+def test_a_head_pooling_labels_only_the_methods_that_train_a_gnn():
+    assert row_label("pretrained", "default", pooling="mean+max") == "pretrained+pool-mean+max"
+    assert row_label("auto", "attrmask", "rdkit2d", "mean+max") == "auto:attrmask+rdkit2d+pool-mean+max"
+    assert [row_label(m, "default", pooling="mean+max") for m in ("frozen", "rf", "boosted", "pretrained")] == [
+        "frozen", "rf", "boosted", "pretrained+pool-mean+max"]
+    assert row_label("pretrained", "default", pooling="mean") == "pretrained"
+
+
 def _row(method: str, rmse: float, **extra) -> dict:
     stats = {m: {"mean": rmse, "std": 0.01} for m in ("rmse", "mae", "r2")}
     return {"method": method, "seeds": [], "test": stats, "test_ensemble": {m: rmse for m in stats},

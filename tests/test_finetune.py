@@ -350,6 +350,24 @@ def test_a_gnn_head_can_read_molecule_features_and_predict_reproduces_it(tmp_pat
         finetune(small_assay, ["pIC50"], tmp_path / "bad", molecule_features="ecfp", progress=False)
 
 
+def test_a_gnn_head_can_pool_the_atoms_by_mean_and_max_and_predict_reproduces_it(tmp_path, small_assay,
+                                                                                 tiny_pretrained):
+    out = tmp_path / "mean-max"
+    finetune(small_assay, ["pIC50"], out, pretrained=tiny_pretrained, model="gnn", max_epochs=2, progress=False,
+             pooling="mean+max")
+    model, config = load_model(out / "members" / "seed-0")
+    assert config["head"]["pooling"] == "mean+max" and model.head.in_features == 2 * 32
+    reported = pd.read_csv(out / "predictions_test.csv")
+    table = pd.read_csv(small_assay, dtype=str)
+    scored = predict(out, small_assay, progress=False).set_index(table.index + 2).loc[reported["row"], "pIC50_pred"]
+    assert np.allclose(scored.to_numpy(), reported["pIC50_pred"].to_numpy(), atol=1e-5)
+    with pytest.raises(InputError, match="unknown pooling 'median'"):
+        finetune(small_assay, ["pIC50"], tmp_path / "bad", pooling="median", progress=False)
+    with pytest.raises(InputError, match="--pooling is for a fine-tuned GNN head"):
+        finetune(small_assay, ["pIC50"], tmp_path / "bad", pretrained=tiny_pretrained, mode="frozen",
+                 pooling="mean+max", progress=False)
+
+
 def test_an_auxiliary_loss_regresses_descriptors_beside_the_labels_and_leaves_the_model_unchanged_in_shape(
         small_assay, tiny_pretrained, tmp_path):
     from molft.data.features import table_features

@@ -51,7 +51,7 @@ from molft.finetuning.uncertainty import nearest_similarity
 from molft.finetuning.recipe import Recipe, TargetScaler, apply_overrides, choose_recipe
 from molft.io import atomic_write, write_json_atomic, write_jsonl_atomic
 from molft.models.encoder import EncoderConfig
-from molft.models.heads import PropertyModel
+from molft.models.heads import PropertyModel, pooling_parts
 from molft.pretrained import resolve_pretrained
 from molft.runtime import read_json, resolve_device, run_metadata
 from molft.training import require_same_settings
@@ -112,6 +112,7 @@ def finetune(
     model: str = "auto",
     coverage: float = 0.9,
     molecule_features: str | None = None,
+    pooling: str = "mean",
 ) -> FinetuneResult:
     """Fine-tune on an assay table and write a model directory (see the module docstring).
 
@@ -151,6 +152,8 @@ def finetune(
         molecule_features: molecule-level features the GNN's head reads beside the pooled
             embedding (``"morgan_count,rdkit2d"``, :class:`~molft.featurize.molecule.HeadFeatures`),
             as chemprop's extra descriptors; None for the embedding alone.
+        pooling: how the GNN's head pools the atoms: ``"mean"``, ``"sum"``, ``"max"`` or several
+            joined by ``+`` (``"mean+max"``, concatenated; :class:`~molft.models.heads.GraphPooling`).
 
     Raises:
         InputError: bad table or labels, an unknown split column, too few molecules to split,
@@ -169,6 +172,9 @@ def finetune(
         parse_molecule_features(head_specs)  # an unknown or repeated feature fails here, before any work
     if head_specs and mode == "frozen":
         raise InputError("--molecule-features is for a fine-tuned GNN head; --mode frozen reads the embedding alone")
+    pooling_parts(pooling)  # an unknown pooling fails here, before any work
+    if pooling != "mean" and mode == "frozen":
+        raise InputError("--pooling is for a fine-tuned GNN head; --mode frozen reads the mean-pooled embedding")
     if (out / FINETUNE_JSON).exists() and not overwrite:
         if resume:
             raise InputError(f"{out} holds a finished model; there is nothing to resume")
@@ -184,7 +190,7 @@ def finetune(
         "pretrained": str(pretrained_dir) if pretrained_dir else "none", "split": split, "seeds": seeds,
         "seed": seed, "split_seed": split_seed, "task_type": task_type, "smiles_column": smiles_column, "mode": mode,
         **overrides, "encoder_config": encoder_config.to_dict() if encoder_config else None,
-        "model": model, "coverage": coverage, "molecule_features": head_specs,
+        "model": model, "coverage": coverage, "molecule_features": head_specs, "pooling": pooling,
     }
     progress_dir = _start_progress(out / PROGRESS_DIR, request, resume=resume)
     assay = load_assay(table, targets, graphs_dir=out / "graphs", smiles_column=smiles_column, task_type=task_type,
@@ -211,7 +217,8 @@ def finetune(
         gnn, info, member_log = _member(assay, split_indices, member_seed, member_dir, progress_dir, mode=mode,
                                           recipe=recipe, pretrained=pretrained_dir, scaler=scaler, device=device_,
                                           progress=progress, architecture=encoder_config,
-                                          molecule_features=len(head_features) if head_features else 0)
+                                          molecule_features=len(head_features) if head_features else 0,
+                                          pooling=pooling)
         epoch_log.extend(member_log)
         members.append(str(member_dir.relative_to(out)))
         scores = {part: predict_scores(gnn, loaders[part], assay.task_type, scaler, device_) for part in loaders}
@@ -333,7 +340,7 @@ def save_train_fingerprints(out: Path, bits: np.ndarray) -> None:
 def _member(
     assay: Assay, split: dict[str, np.ndarray], seed: int, member_dir: Path, progress_dir: Path, *, mode: str,
     recipe: Recipe, pretrained: Path | None, scaler: TargetScaler | None, device: torch.device, progress: bool,
-    architecture: EncoderConfig | None, molecule_features: int = 0,
+    architecture: EncoderConfig | None, molecule_features: int = 0, pooling: str = "mean",
 ) -> tuple[PropertyModel, dict[str, Any], list[dict]]:
     """Ensemble member ``seed``: loaded when an interrupted run finished it, else trained (or fitted,
     in frozen mode) and saved; with its info and epoch log."""
@@ -350,7 +357,7 @@ def _member(
     else:
         model = new_member(pretrained, seed=seed, num_tasks=len(assay.targets),
                            vocabulary=assay.table.meta["vocabulary"], recipe=recipe, architecture=architecture,
-                           molecule_features=molecule_features)
+                           molecule_features=molecule_features, pooling=pooling)
         model, info = train_member(model, assay.dataset, split, task_type=assay.task_type, recipe=recipe, seed=seed,
                                    scaler=scaler, device=device, progress=progress, log=member_log,
                                    checkpoint=progress_dir / f"seed-{seed}.pt")
