@@ -333,6 +333,13 @@ def test_gradual_unfreezing_trains_only_the_head_in_the_first_epoch(small_assay,
     assert all(torch.equal(state[k], original.state_dict()[k]) for k in bottom)
 
 
+def _assert_predict_reproduces_the_test_predictions(out, table_path):
+    reported = pd.read_csv(out / "predictions_test.csv")
+    table = pd.read_csv(table_path, dtype=str)
+    scored = predict(out, table_path, progress=False).set_index(table.index + 2).loc[reported["row"], "pIC50_pred"]
+    assert np.allclose(scored.to_numpy(), reported["pIC50_pred"].to_numpy(), atol=1e-5)
+
+
 def test_a_gnn_head_can_read_molecule_features_and_predict_reproduces_it(tmp_path, small_assay, tiny_pretrained):
     out = tmp_path / "with-features"
     finetune(small_assay, ["pIC50"], out, pretrained=tiny_pretrained, model="gnn", max_epochs=2, progress=False,
@@ -342,10 +349,7 @@ def test_a_gnn_head_can_read_molecule_features_and_predict_reproduces_it(tmp_pat
     assert model.head.in_features == 32 + 256 + 217
     saved = json.loads((out / "finetune.json").read_text())["molecule_features"]
     assert saved["specs"] == ["morgan_count:256", "rdkit2d"] and set(saved["scalers"]) == {"rdkit2d"}
-    reported = pd.read_csv(out / "predictions_test.csv")
-    table = pd.read_csv(small_assay, dtype=str)
-    scored = predict(out, small_assay, progress=False).set_index(table.index + 2).loc[reported["row"], "pIC50_pred"]
-    assert np.allclose(scored.to_numpy(), reported["pIC50_pred"].to_numpy(), atol=1e-5)
+    _assert_predict_reproduces_the_test_predictions(out, small_assay)
     with pytest.raises(InputError, match="unknown molecule feature 'ecfp'"):
         finetune(small_assay, ["pIC50"], tmp_path / "bad", molecule_features="ecfp", progress=False)
 
@@ -357,10 +361,7 @@ def test_a_gnn_head_can_pool_the_atoms_by_mean_and_max_and_predict_reproduces_it
              pooling="mean+max")
     model, config = load_model(out / "members" / "seed-0")
     assert config["head"]["pooling"] == "mean+max" and model.head.in_features == 2 * 32
-    reported = pd.read_csv(out / "predictions_test.csv")
-    table = pd.read_csv(small_assay, dtype=str)
-    scored = predict(out, small_assay, progress=False).set_index(table.index + 2).loc[reported["row"], "pIC50_pred"]
-    assert np.allclose(scored.to_numpy(), reported["pIC50_pred"].to_numpy(), atol=1e-5)
+    _assert_predict_reproduces_the_test_predictions(out, small_assay)
     with pytest.raises(InputError, match="unknown pooling 'median'"):
         finetune(small_assay, ["pIC50"], tmp_path / "bad", pooling="median", progress=False)
     with pytest.raises(InputError, match="--pooling is for a fine-tuned GNN head"):
