@@ -47,10 +47,12 @@ import pandas as pd
 import torch
 
 import molft
-from benchmarks.harness import RESULTS, command_line, hardware, hardware_text, mean_std_text, write_results
+from benchmarks.harness import (RESULTS, command_line, hardware, hardware_text, mean_std_text, pooling_suffix,
+                                write_results)
 from molft.baselines import RF_SETTINGS, fit_random_forest, morgan_fingerprints
 from molft.data.assay import load_assay, split_assay
 from molft.data.builtin import write_builtin_assay
+from molft.errors import InputError
 from molft.evaluate import evaluate, mean_std
 from molft.finetuning.ensemble import describe_weights
 from molft.pretrained import SHIPPED, resolve_pretrained
@@ -72,7 +74,7 @@ def row_label(method: str, pretrained: str, molecule_features: str | None = None
     ``benchmarks.label_efficiency`` names them; ``+<feature>`` for each molecule feature its GNN head reads,
     ``+pool-<pooling>`` when its head pools the atoms other than by their mean."""
     head = "".join(f"+{spec.strip()}" for spec in (molecule_features or "").split(",") if spec.strip())
-    head += f"+pool-{pooling}" if pooling != "mean" else ""
+    head += pooling_suffix(pooling)
     head = head if method in TRAINED_GNN else ""
     if pretrained == "default" or method in NO_ENCODER:
         return method + head
@@ -90,8 +92,7 @@ def run_method(method: str, table: Path, work: Path, *, seeds: int, max_epochs: 
     """Fine-tune (or fit the forest) ``seeds`` times; per-seed test metrics and their mean ± std."""
     start = time.perf_counter()
     label = row_label(method, pretrained, molecule_features, pooling)
-    head = {"molecule_features": molecule_features} if molecule_features and method in TRAINED_GNN else {}
-    head.update({"pooling": pooling} if method in TRAINED_GNN else {})
+    head = {"molecule_features": molecule_features, "pooling": pooling} if method in TRAINED_GNN else {}
     work_dir = work / label.replace(":", "-").replace("/", "_")
     if method == "rf":
         assay = load_assay(table, ["pIC50"], graphs_dir=work / "rf-graphs", progress=False)
@@ -222,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    try:
+        pooling_suffix(args.pooling)
+    except InputError as error:
+        parser.error(str(error))
     table = write_builtin_assay(args.work / "assay.csv")
     labels = [row_label(method, args.pretrained, args.molecule_features, args.pooling) for method in methods]
     rows = _earlier_rows(args.results_dir, keep_all_but=labels, seeds=args.seeds, max_epochs=args.max_epochs)

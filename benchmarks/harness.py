@@ -283,6 +283,19 @@ def clean(value: Any) -> Any:
     return value
 
 
+def pooling_suffix(pooling: str) -> str:
+    """A method name's ending for a GNN head that pools the atoms ``pooling`` (validated):
+    ``"+pool-mean+max"``, or ``""`` for molft's mean, so every report names such runs alike.
+
+    Raises:
+        InputError: an unknown pooling.
+    """
+    from molft.models.heads import pooling_parts
+
+    pooling_parts(pooling)
+    return "" if pooling == "mean" else f"+pool-{pooling}"
+
+
 def hardware() -> dict[str, Any]:
     """The machine: CPU model, cores, torch threads and GPU (None when there is none)."""
     import torch

@@ -82,7 +82,6 @@ from molft.finetuning.trees import BOOSTED_SETTINGS, TREE_KINDS, feature_matrix,
 from molft.finetuning.recipe import Recipe, TargetScaler, choose_recipe
 from molft.finetuning.member import new_member, predict_scores, train_member
 from molft.models.encoder import EncoderConfig
-from molft.models.heads import pooling_parts
 from molft.pretrained import resolve_pretrained
 from molft.runtime import resolve_device, run_metadata
 
@@ -101,6 +100,7 @@ from benchmarks.harness import (
     input_errors_exit,
     markdown_table,
     mean_std_text,
+    pooling_suffix,
     read_runs,
     run_key,
     run_cells,
@@ -319,10 +319,8 @@ def resolve_methods(
             raise InputError(f"the auxiliary loss's weight must be > 0, got {auxiliary[1]}")
         head_suffix += f"+aux-{auxiliary[0]}" + ("" if auxiliary[1] == 1 else f"-{auxiliary[1]:g}")
         head_setting += f";auxiliary={auxiliary[0]}:{auxiliary[1]:g}"
-    pooling_parts(pooling)
-    if pooling != "mean":
-        head_suffix += f"+pool-{pooling}"
-        head_setting += f";pool={pooling}"
+    head_suffix += pooling_suffix(pooling)
+    head_setting += f";pool={pooling}" if pooling != "mean" else ""
     skipped: dict[str, str] = {}
     encoders: list[tuple[Path, EncoderConfig, str]] = []
     gone: list[str] = []  # encoder directories that exist only in the recorded runs

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from benchmarks.builtin_assay import base_method, row_label, to_markdown
+import pytest
+
+from benchmarks.builtin_assay import base_method, main, row_label, to_markdown
 
 
 def test_another_encoder_gets_rows_of_its_own_and_methods_without_one_keep_their_name():
@@ -29,6 +31,12 @@ def test_a_head_pooling_labels_only_the_methods_that_train_a_gnn():
     assert [row_label(m, "default", pooling="mean+max") for m in ("frozen", "rf", "boosted", "pretrained")] == [
         "frozen", "rf", "boosted", "pretrained+pool-mean+max"]
     assert row_label("pretrained", "default", pooling="mean") == "pretrained"
+
+
+def test_an_unknown_head_pooling_is_refused_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--methods", "rf", "--pooling", "median", "--work", str(tmp_path), "--results-dir", str(tmp_path)])
+    assert "unknown pooling 'median'" in capsys.readouterr().err and not any(tmp_path.iterdir())
 
 
 def _row(method: str, rmse: float, **extra) -> dict:

@@ -17,6 +17,7 @@ from benchmarks.harness import (
     group_runs,
     markdown_table,
     mean_std_text,
+    pooling_suffix,
     read_runs,
     run_cells,
     run_key,
@@ -164,3 +165,9 @@ def test_group_runs_and_markdown_table() -> None:
 
 def test_clean_turns_nan_and_infinity_into_null() -> None:
     assert clean({"a": [math.inf, 1.0], "b": (math.nan,)}) == {"a": [None, 1.0], "b": [None]}
+
+
+def test_a_head_pooling_other_than_the_mean_names_its_runs_alike_in_every_report():
+    assert pooling_suffix("mean") == "" and pooling_suffix("mean+max") == "+pool-mean+max"
+    with pytest.raises(InputError, match="unknown pooling 'median'"):
+        pooling_suffix("median")
